@@ -1,0 +1,62 @@
+/**
+ * Renders the config templates in bench/configs/ into the run's temp dir.
+ * Templates use {{NAME}} placeholders; a placeholder without a value, or a
+ * value the template does not use, is an error, so a typo cannot silently
+ * produce a config that benchmarks something else.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CONFIG_DIR } from './paths.js';
+
+export type TemplateValues = Record<string, string | number>;
+
+export function renderTemplate(templateName: string, values: TemplateValues): string {
+  const text = readFileSync(join(CONFIG_DIR, templateName), 'utf8');
+  const used = new Set<string>();
+  const out = text.replace(/\{\{([A-Z0-9_]+)\}\}/g, (_match, name: string) => {
+    if (!(name in values)) throw new Error(`${templateName}: no value for {{${name}}}`);
+    used.add(name);
+    return String(values[name]);
+  });
+  const unused = Object.keys(values).filter((k) => !used.has(k));
+  if (unused.length > 0) throw new Error(`${templateName}: template does not use ${unused.join(', ')}`);
+  return out;
+}
+
+/** Renders a template to outPath and returns outPath. */
+export function writeConfig(templateName: string, values: TemplateValues, outPath: string): string {
+  writeFileSync(outPath, renderTemplate(templateName, values));
+  return outPath;
+}
+
+export interface ProxyConfigParams {
+  port: number;
+  backendPorts: readonly [number, number, number];
+  workers: number;
+}
+
+function backendValues(ports: readonly [number, number, number]): TemplateValues {
+  return { BACKEND_PORT_1: ports[0], BACKEND_PORT_2: ports[1], BACKEND_PORT_3: ports[2] };
+}
+
+/** The nginx-syntax file shared by nginx and fulcrum. */
+export function writeProxyConf(dir: string, p: ProxyConfigParams): string {
+  return writeConfig(
+    'proxy.conf',
+    { PORT: p.port, WORKER_PROCESSES: p.workers, ...backendValues(p.backendPorts) },
+    join(dir, `proxy-${p.port}.conf`),
+  );
+}
+
+/** HAProxy's equivalent, from the same parameters (workers become threads). */
+export function writeHaproxyCfg(dir: string, p: ProxyConfigParams, maxconn: number): string {
+  return writeConfig(
+    'haproxy.cfg',
+    { PORT: p.port, THREADS: p.workers, MAXCONN: maxconn, ...backendValues(p.backendPorts) },
+    join(dir, `haproxy-${p.port}.cfg`),
+  );
+}
+
+export function writeBackendsConf(dir: string, ports: readonly [number, number, number]): string {
+  return writeConfig('backends.conf', { TMP: dir, ...backendValues(ports) }, join(dir, 'backends.conf'));
+}

@@ -1,0 +1,103 @@
+/**
+ * Smooth weighted round robin, nginx's default method
+ * (ngx_http_upstream_get_peer): each pick adds every server's weight to its
+ * current weight, takes the largest, and subtracts the total from it. Weights
+ * 5,1,1 give a a b a c a a, spreading the heavy server's turns instead of
+ * sending five in a row.
+ *
+ * The sequence only depends on the weights, so it is computed once per
+ * snapshot (sum of weights / gcd entries) and a pick is an index step: O(1)
+ * per request whatever the number of servers, where nginx is O(n). Servers
+ * that are unavailable or already tried are skipped in sequence order, so the
+ * remaining servers keep their relative shares. Above MAX_TABLE entries the
+ * table would cost too much memory and the policy falls back to nginx's
+ * O(n) loop.
+ */
+import { gcd, usable, type BalancingPolicy, type PickRequest, type ServerSnapshot, type Tried } from '../policy.js';
+import type { ServerState } from '../../upstream/server-state.js';
+
+const MAX_TABLE = 1 << 16;
+
+/** The smooth weighted sequence for `weights`, as indexes. */
+export function smoothWeightedSequence(weights: readonly number[]): number[] {
+  const n = weights.length;
+  if (n === 0) return [];
+  const divisor = weights.reduce((a, b) => gcd(a, b));
+  const w = weights.map((x) => x / divisor);
+  const total = w.reduce((a, b) => a + b, 0);
+  const current = new Array<number>(n).fill(0);
+  const out: number[] = [];
+  for (let step = 0; step < total; step++) {
+    let best = 0;
+    for (let i = 0; i < n; i++) {
+      current[i]! += w[i]!;
+      if (current[i]! > current[best]!) best = i;
+    }
+    current[best]! -= total;
+    out.push(best);
+  }
+  return out;
+}
+
+/** One tier (primary or backup) of servers in smooth weighted order. */
+class Rotation {
+  private readonly table: Uint32Array | undefined;
+  private cursor = 0;
+  /** Fallback state for huge weight sums: nginx's running current weights. */
+  private readonly current: Float64Array;
+
+  constructor(private readonly servers: readonly ServerState[]) {
+    this.current = new Float64Array(servers.length);
+    const total = servers.reduce((a, s) => a + s.weight, 0);
+    if (servers.length > 0 && total / servers.map((s) => s.weight).reduce((a, b) => gcd(a, b)) <= MAX_TABLE) {
+      this.table = Uint32Array.from(smoothWeightedSequence(servers.map((s) => s.weight)));
+    }
+  }
+
+  pick(request: PickRequest, tried: Tried): ServerState | undefined {
+    const servers = this.servers;
+    if (servers.length === 0) return undefined;
+    const table = this.table;
+    if (table === undefined) return this.pickDynamic(request, tried);
+    const len = table.length;
+    for (let step = 0; step < len; step++) {
+      const server = servers[table[this.cursor]!]!;
+      this.cursor = this.cursor + 1 === len ? 0 : this.cursor + 1;
+      if (usable(server, request, tried)) return server;
+    }
+    return undefined;
+  }
+
+  private pickDynamic(request: PickRequest, tried: Tried): ServerState | undefined {
+    const servers = this.servers;
+    let best = -1;
+    let total = 0;
+    for (let i = 0; i < servers.length; i++) {
+      const s = servers[i]!;
+      if (!usable(s, request, tried)) continue;
+      this.current[i]! += s.weight;
+      total += s.weight;
+      if (best < 0 || this.current[i]! > this.current[best]!) best = i;
+    }
+    if (best < 0) return undefined;
+    this.current[best]! -= total;
+    return servers[best];
+  }
+}
+
+export class RoundRobinPolicy implements BalancingPolicy {
+  readonly name = 'round_robin';
+  private readonly primary: Rotation;
+  private readonly backup: Rotation;
+
+  constructor(snapshot: ServerSnapshot) {
+    this.primary = new Rotation(snapshot.primary);
+    this.backup = new Rotation(snapshot.backup);
+  }
+
+  pick(request: PickRequest, tried: Tried): ServerState | undefined {
+    return this.primary.pick(request, tried) ?? this.backup.pick(request, tried);
+  }
+}
+
+export const roundRobin = (snapshot: ServerSnapshot): BalancingPolicy => new RoundRobinPolicy(snapshot);

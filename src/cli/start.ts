@@ -1,0 +1,45 @@
+/**
+ * `fulcrum start`: runs the proxy in the foreground until a signal stops it.
+ */
+import { ConfigError, formatDiagnostic } from '../config/errors.js';
+import type { ConfigFormat } from '../config/load.js';
+import { log } from '../log/error-log.js';
+import { Runtime } from '../runtime/runtime.js';
+
+export async function runStart(configPath: string, format: ConfigFormat | undefined): Promise<number> {
+  const runtime = new Runtime({ configPath, format });
+  try {
+    await runtime.start();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      for (const d of err.diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
+      log().error({ errors: err.diagnostics.length }, 'configuration is invalid: not started');
+    } else {
+      log().error({ error: (err as Error).message }, 'failed to start');
+    }
+    return 1;
+  }
+  return waitForSignals(runtime);
+}
+
+/** SIGHUP reloads, SIGUSR1 reopens logs, SIGTERM/SIGINT stop gracefully (a second one stops at once). */
+export function waitForSignals(runtime: Runtime, onStop?: () => Promise<void>): Promise<number> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) {
+        log().warn({ signal }, 'second signal: stopping now');
+        process.exit(1);
+      }
+      stopping = true;
+      void runtime
+        .shutdown()
+        .then(() => onStop?.())
+        .then(() => resolve(0));
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => void runtime.reload());
+    process.on('SIGUSR1', () => runtime.logSinks.reopen());
+  });
+}

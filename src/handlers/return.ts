@@ -1,0 +1,40 @@
+/**
+ * nginx's `return`: a redirect (301/302/303/307/308 with a URL in Location),
+ * a status with a text body, a bare status (nginx's built-in page for errors,
+ * an empty body otherwise), or 444 (close the connection without answering).
+ */
+import type { Exchange } from '../proxy/exchange.js';
+import { errorPage, hasErrorPage } from '../proxy/error-pages.js';
+import type { EffectiveSettings, ReturnRuntime } from '../runtime/table.js';
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+export function serveReturn(ex: Exchange, ret: ReturnRuntime, settings: EffectiveSettings): void {
+  const code = ret.code;
+  if (code === 444) return ex.streamAbort('return 444');
+  const headers = ex.down.responseHeaders();
+  const text = ret.text === undefined ? undefined : ret.text.constant ?? ret.text.expand(ex);
+  if (REDIRECTS.has(code)) {
+    const location = text === undefined ? '' : absoluteLocation(ex, text);
+    headers.add('Content-Type', 'text/html');
+    headers.add('Location', location);
+    return ex.respondFull(code, headers, errorPage(code));
+  }
+  if (text !== undefined) {
+    headers.add('Content-Type', settings.defaultType);
+    return ex.respondFull(code, headers, Buffer.from(text, 'utf8'));
+  }
+  if (hasErrorPage(code)) {
+    headers.add('Content-Type', 'text/html');
+    return ex.respondFull(code, headers, errorPage(code));
+  }
+  ex.respondFull(code, headers, null);
+}
+
+/** nginx (absolute_redirect on) makes a relative redirect absolute with the request's scheme, host and port. */
+function absoluteLocation(ex: Exchange, url: string): string {
+  if (!url.startsWith('/')) return url;
+  const defaultPort = ex.scheme === 'https' ? 443 : 80;
+  const port = ex.serverPort === defaultPort ? '' : ':' + ex.serverPort;
+  return `${ex.scheme}://${ex.host}${port}${url}`;
+}

@@ -1,0 +1,78 @@
+/**
+ * Passive health with nginx's exact max_fails / fail_timeout semantics
+ * (ngx_http_upstream_round_robin.c, get_peer and free_peer):
+ *
+ *  - on selection: if fail_timeout has passed since `checked`, a new window
+ *    starts (`checked = now`);
+ *  - on failure: fails++, accessed = checked = now; with fails >= max_fails
+ *    the server is skipped until fail_timeout has passed since `checked`;
+ *  - on success: fails is reset only if the last failure is older than the
+ *    current window (accessed < checked), so max_fails failures within
+ *    fail_timeout take a server out even with successes in between;
+ *  - after fail_timeout a failed server gets traffic again; one more failure
+ *    takes it out for another fail_timeout, one success restores it.
+ *  - the only server of a group is never taken out (nginx's `single`).
+ *
+ * What counts as a failure is decided by the proxy (src/proxy/outcome.ts):
+ * connect errors, timeouts and invalid responses always; http_5xx statuses
+ * only when proxy_next_upstream lists them; a client that hangs up never.
+ */
+import type { ServerState } from '../upstream/server-state.js';
+
+export type HealthListener = (event: HealthEvent) => void;
+
+export interface HealthEvent {
+  server: ServerState;
+  state: 'down' | 'up';
+  source: 'passive' | 'active' | 'admin';
+  reason: string;
+  at: number;
+}
+
+const listeners: HealthListener[] = [];
+
+/** Subscribe to health transitions (logs, metrics, status page). */
+export function onHealthEvent(listener: HealthListener): () => void {
+  listeners.push(listener);
+  return () => {
+    const i = listeners.indexOf(listener);
+    if (i >= 0) listeners.splice(i, 1);
+  };
+}
+
+export function emitHealthEvent(event: HealthEvent): void {
+  for (const l of listeners) l(event);
+}
+
+export function noteSelected(server: ServerState, now: number): void {
+  // A new fail_timeout window starts. For a failed server this is its one
+  // trial request: until it succeeds, isFailed() is true again for others.
+  if (now - server.checked > server.failTimeoutMs) server.checked = now;
+}
+
+export function noteFailure(server: ServerState, now: number, reason: string): void {
+  server.failures++;
+  server.fails++;
+  server.accessed = now;
+  server.checked = now;
+  if (server.maxFails !== 0 && server.fails >= server.maxFails && !server.single && server.failedSince === 0) {
+    server.failedSince = now;
+    emitHealthEvent({
+      server,
+      state: 'down',
+      source: 'passive',
+      reason: `${server.fails} failure(s) within fail_timeout (last: ${reason}); not used for ${server.failTimeoutMs}ms`,
+      at: now,
+    });
+  }
+}
+
+export function noteSuccess(server: ServerState, now: number): void {
+  if (server.accessed < server.checked) {
+    server.fails = 0;
+    if (server.failedSince !== 0) {
+      server.failedSince = 0;
+      emitHealthEvent({ server, state: 'up', source: 'passive', reason: 'a request succeeded after fail_timeout', at: now });
+    }
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * A strict HTTP/1.x response-head parser for upstream responses (RFC 9112).
+ * Anything ambiguous makes the response invalid: the proxy answers 502 and
+ * never reuses that upstream connection (RFC 9112 6.3), as nginx and HAProxy
+ * do for `Transfer-Encoding: chunked, chunked`, CL+TE, duplicate CL.
+ */
+import { BARE_CR_OR_LF, FIELD_VALUE, FORBIDDEN_HEAD_CHAR, TOKEN, parseContentLength, splitList, trimOws } from './syntax.js';
+
+const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9][0-9][0-9])(?: ([\t\x20-\x7e\x80-\xff]*))?$/;
+
+export class ResponseHead {
+  versionMinor = 1;
+  status = 0;
+  reason = '';
+  names: string[] = [];
+  lower: string[] = [];
+  values: string[] = [];
+  contentLength = -1;
+  chunked = false;
+  connectionClose = false;
+  connectionKeepAlive = false;
+  connectionUpgrade = false;
+  connectionTokens: string[] | null = null;
+  /** The `timeout=N` hint of a Keep-Alive header, in ms; -1 when absent. */
+  keepAliveTimeoutMs = -1;
+  error = '';
+
+  reset(): void {
+    this.versionMinor = 1;
+    this.status = 0;
+    this.reason = '';
+    this.names.length = 0;
+    this.lower.length = 0;
+    this.values.length = 0;
+    this.contentLength = -1;
+    this.chunked = false;
+    this.connectionClose = false;
+    this.connectionKeepAlive = false;
+    this.connectionUpgrade = false;
+    this.connectionTokens = null;
+    this.keepAliveTimeoutMs = -1;
+    this.error = '';
+  }
+
+  header(lowerName: string): string | undefined {
+    const i = this.lower.indexOf(lowerName);
+    return i < 0 ? undefined : this.values[i];
+  }
+
+  /** Whether the upstream lets this connection be reused after the response. */
+  get keepAlive(): boolean {
+    return this.versionMinor === 1 ? !this.connectionClose : this.connectionKeepAlive && !this.connectionClose;
+  }
+}
+
+/**
+ * Parses a response head (latin1, without the final CRLFCRLF). Returns true
+ * when valid; otherwise false with `out.error` set.
+ */
+export function parseResponseHead(head: string, out: ResponseHead, maxHeaders = 200): boolean {
+  if (FORBIDDEN_HEAD_CHAR.test(head)) return fail(out, 'control character in response head');
+  if (BARE_CR_OR_LF.test(head)) return fail(out, 'bare CR or LF in response head');
+  let lineEnd = head.indexOf('\r\n');
+  if (lineEnd < 0) lineEnd = head.length;
+  const m = STATUS_LINE.exec(head.slice(0, lineEnd));
+  if (m === null) return fail(out, 'invalid status line');
+  out.versionMinor = m[1] === '1' ? 1 : 0;
+  out.status = +m[2]!;
+  out.reason = m[3] ?? '';
+
+  let teCount = 0;
+  let clCount = 0;
+  let pos = lineEnd + 2;
+  while (pos < head.length) {
+    let end = head.indexOf('\r\n', pos);
+    if (end < 0) end = head.length;
+    const colon = head.indexOf(':', pos);
+    if (colon < 0 || colon >= end) return fail(out, 'header line without a colon');
+    const name = head.slice(pos, colon);
+    if (!TOKEN.test(name)) return fail(out, 'invalid header name');
+    const value = trimOws(head.slice(colon + 1, end));
+    if (!FIELD_VALUE.test(value)) return fail(out, 'invalid header value');
+    if (out.names.length >= maxHeaders) return fail(out, 'too many header fields');
+    const lower = name.toLowerCase();
+    out.names.push(name);
+    out.lower.push(lower);
+    out.values.push(value);
+    pos = end + 2;
+    switch (lower) {
+      case 'content-length': {
+        clCount++;
+        out.contentLength = parseContentLength(value);
+        if (out.contentLength < 0) return fail(out, 'invalid Content-Length');
+        break;
+      }
+      case 'transfer-encoding':
+        teCount++;
+        if (value.length !== 7 || value.toLowerCase() !== 'chunked') return fail(out, 'unsupported Transfer-Encoding');
+        out.chunked = true;
+        break;
+      case 'connection':
+        for (const t of splitList(value)) {
+          if (t === 'close') out.connectionClose = true;
+          else if (t === 'keep-alive') out.connectionKeepAlive = true;
+          else if (t === 'upgrade') out.connectionUpgrade = true;
+          else if (t !== '') (out.connectionTokens ??= []).push(t);
+        }
+        break;
+      case 'keep-alive':
+        out.keepAliveTimeoutMs = parseKeepAliveTimeout(value);
+        break;
+    }
+  }
+  if (clCount > 1) return fail(out, 'duplicate Content-Length');
+  if (teCount > 1) return fail(out, 'duplicate Transfer-Encoding');
+  if (teCount > 0 && clCount > 0) return fail(out, 'both Content-Length and Transfer-Encoding');
+  if ((out.status === 204 || out.status === 304 || out.status < 200) && (out.chunked || out.contentLength > 0)) {
+    // RFC 9110 6.4.1: these never have content. 304 may carry the Content-Length
+    // of the representation, so only a 204/1xx with framing is an error.
+    if (out.status !== 304) return fail(out, `status ${out.status} with a body`);
+  }
+  return true;
+}
+
+/** Reads `timeout=N` (seconds) from a Keep-Alive header (RFC 2068 19.7.1.1); -1 when absent or invalid. */
+export function parseKeepAliveTimeout(value: string): number {
+  for (const part of splitList(value)) {
+    if (part.startsWith('timeout=')) {
+      const s = trimOws(part.slice(8));
+      if (/^[0-9]{1,6}$/.test(s)) return +s * 1000;
+    }
+  }
+  return -1;
+}
+
+function fail(out: ResponseHead, reason: string): boolean {
+  out.error = reason;
+  return false;
+}

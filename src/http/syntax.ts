@@ -1,0 +1,65 @@
+/**
+ * Character classes and small helpers shared by the HTTP/1.1 codecs
+ * (RFC 9110 section 5, RFC 9112 sections 2-7). The wire codecs import nothing
+ * from the rest of fulcrum, so the upstream pool and the listeners can both
+ * use them.
+ */
+
+/** token = 1*tchar (RFC 9110 5.6.2). */
+export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/**
+ * Any byte that may never appear in a message head once lines are split:
+ * NUL and the other controls except HTAB, plus DEL. CR and LF are allowed
+ * here because they delimit lines; bare ones are caught by BARE_CR_OR_LF.
+ */
+export const FORBIDDEN_HEAD_CHAR = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/;
+
+/** A CR not followed by LF, or an LF not preceded by CR (RFC 9112 2.2: we reject both). */
+export const BARE_CR_OR_LF = /\r(?!\n)|(?<!\r)\n/;
+
+/** The octets a field value may hold: HTAB, SP, VCHAR, obs-text (RFC 9110 5.5). CR/LF/NUL never. */
+export const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/** Whether a character code is optional whitespace (SP or HTAB). */
+export function isOws(code: number): boolean {
+  return code === 0x20 || code === 0x09;
+}
+
+/** Trims SP/HTAB from both ends without allocating when there is nothing to trim. */
+export function trimOws(s: string): string {
+  let start = 0;
+  let end = s.length;
+  while (start < end && isOws(s.charCodeAt(start))) start++;
+  while (end > start && isOws(s.charCodeAt(end - 1))) end--;
+  return start === 0 && end === s.length ? s : s.slice(start, end);
+}
+
+/**
+ * Parses a Content-Length value strictly: 1*DIGIT only (no sign, no spaces
+ * inside, no list). Returns -1 when invalid. Values above 2^53 are refused,
+ * which is stricter than llhttp's 2^64 and far beyond any real body.
+ */
+export function parseContentLength(value: string): number {
+  const len = value.length;
+  if (len === 0 || len > 16) return -1;
+  let n = 0;
+  for (let i = 0; i < len; i++) {
+    const c = value.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return -1;
+    n = n * 10 + c;
+  }
+  return n <= Number.MAX_SAFE_INTEGER ? n : -1;
+}
+
+/**
+ * Splits a comma-separated header list (Connection, Transfer-Encoding) into
+ * lowercase trimmed elements. Empty elements are kept as '' so callers can
+ * reject `,chunked` style values where that matters.
+ */
+export function splitList(value: string): string[] {
+  const parts = value.split(',');
+  for (let i = 0; i < parts.length; i++) parts[i] = trimOws(parts[i]!).toLowerCase();
+  return parts;
+}
+

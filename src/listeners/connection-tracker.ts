@@ -1,0 +1,80 @@
+/**
+ * Every client connection of this process, for three jobs: timeouts (one
+ * sweep every SWEEP_MS checks each connection's deadlines, instead of a timer
+ * per request), connection limits (worker_connections), and draining on
+ * reload and shutdown.
+ */
+export interface TrackedConnection {
+  checkTimeouts(now: number): void;
+  /** Reload: finish the current request, then close (Connection: close). */
+  drain(): void;
+  /** Shutdown: close now when idle; returns true if it closed. */
+  closeIfIdle(): boolean;
+  /** Hard close (shutdown deadline). */
+  abort(reason: string): void;
+}
+
+/** Timeout resolution: deadlines fire within this many ms of their time. */
+export const SWEEP_MS = 100;
+
+export class ConnectionTracker {
+  private readonly connections = new Set<TrackedConnection>();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly housekeeping: ((now: number) => void)[] = [];
+
+  constructor(public maxConnections: number) {}
+
+  get size(): number {
+    return this.connections.size;
+  }
+
+  /** Whether a new connection may be accepted (worker_connections). */
+  get full(): boolean {
+    return this.connections.size >= this.maxConnections;
+  }
+
+  add(c: TrackedConnection): void {
+    this.connections.add(c);
+  }
+
+  remove(c: TrackedConnection): void {
+    this.connections.delete(c);
+  }
+
+  /** Runs `task` on every sweep too (idle upstream pools, health clocks). */
+  onSweep(task: (now: number) => void): void {
+    this.housekeeping.push(task);
+  }
+
+  start(): void {
+    if (this.timer !== undefined) return;
+    this.timer = setInterval(() => this.sweep(), SWEEP_MS);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  sweep(): void {
+    const now = performance.now();
+    for (const c of this.connections) c.checkTimeouts(now);
+    for (const task of this.housekeeping) task(now);
+  }
+
+  /** Reload: every current connection closes after its next response. */
+  drainAll(): void {
+    for (const c of this.connections) c.drain();
+  }
+
+  /** Shutdown: close idle connections, let busy ones finish. Returns how many are still busy. */
+  closeIdle(): number {
+    for (const c of [...this.connections]) c.closeIfIdle();
+    return this.connections.size;
+  }
+
+  abortAll(reason: string): void {
+    for (const c of [...this.connections]) c.abort(reason);
+  }
+}

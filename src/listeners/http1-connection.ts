@@ -1,0 +1,524 @@
+/**
+ * The client side of HTTP/1.1 on one TCP (or TLS) connection: reads request
+ * heads and bodies with fulcrum's strict codec, hands each request to an
+ * Exchange, and writes responses with rebuilt framing.
+ *
+ * One request at a time: pipelined requests wait in the buffer (reading
+ * pauses beyond a limit) until the previous response is complete. After a
+ * framing error the connection is closed and nothing queued behind the bad
+ * request is ever forwarded.
+ *
+ * Writes: a response whose whole body is known when its head is written goes
+ * out in one write (head and body in one buffer); bodies streamed later are
+ * written as they come, chunked when the length is unknown.
+ */
+import type { Socket } from 'node:net';
+import { ChunkedDecoder, LAST_CHUNK } from '../http/chunked.js';
+import { RequestHead, incompleteHeadIsInvalid, parseRequestHead } from '../http/request-head.js';
+import { HeaderList, type Downstream } from '../proxy/downstream.js';
+import { Exchange, type ExchangeHost } from '../proxy/exchange.js';
+import { hostWithoutPort } from '../router/server-names.js';
+import type { EffectiveSettings, ListenerSpec } from '../runtime/table.js';
+import type { ConnectionTracker, TrackedConnection } from './connection-tracker.js';
+
+const enum State {
+  /** Waiting for (the rest of) a request head. */
+  Head,
+  /** Reading the request body of the current exchange. */
+  Body,
+  /** Body complete (or none); the exchange is producing the response. */
+  Responding,
+  /** Taken over by a tunnel (WebSocket). */
+  Tunnel,
+  Closed,
+}
+
+/** What a connection needs from its listener. */
+export interface ListenerContext {
+  /** The listener's current spec (changes on reload). */
+  readonly spec: ListenerSpec;
+  readonly scheme: 'http' | 'https';
+  readonly tracker: ConnectionTracker;
+}
+
+const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
+const LAST_CHUNK_BUF = Buffer.from(LAST_CHUNK, 'latin1');
+const CRLF_BUF = Buffer.from('\r\n', 'latin1');
+const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
+/** Pipelined bytes kept while a response is in progress; beyond this, reading pauses. */
+const MAX_PIPELINED = 65536;
+/** How long a closing connection waits for the client's FIN before it is destroyed (nginx lingering_timeout). */
+const LINGER_MS = 5000;
+/** A response smaller than this is copied into one buffer with its head: one write, one syscall. */
+const SINGLE_WRITE_LIMIT = 16384;
+
+let nextConnectionId = 1;
+
+export class Http1Connection implements Downstream, ExchangeHost, TrackedConnection {
+  readonly connectionId = nextConnectionId++;
+  readonly remoteAddr: string;
+  readonly remotePort: number;
+  readonly localAddr: string;
+  readonly localPort: number;
+  readonly scheme: 'http' | 'https';
+  requestCount = 0;
+  canChunk = true;
+  protocol = 'HTTP/1.1';
+
+  private state = State.Head;
+  private buffer: Buffer | null = null;
+  /** Where the CRLFCRLF search resumes in `buffer`. */
+  private searchFrom = 0;
+  private readonly head = new RequestHead();
+  private readonly headers = new HeaderList();
+  private exchange: Exchange | null = null;
+  private bodyRemaining = 0;
+  private readonly chunkedBody = new ChunkedDecoder();
+  private bodyChunked = false;
+  /** The response being written is chunk-encoded by us. */
+  private chunkedResponse = false;
+  /** Decided when the response head is written. */
+  private keepAliveAfterResponse = false;
+  private processing = false;
+  /** The client half-closed: answer what was read, then close. */
+  private peerEnded = false;
+  /** Set by a reload or shutdown: the next response carries Connection: close. */
+  private drainRequested = false;
+  private paused = false;
+  private drainWaiters: (() => void)[] = [];
+  private settings: EffectiveSettings;
+
+  // ---- timing (performance.now() ms), checked by the tracker's sweep
+  /** When the current head started (first byte), or when the connection became idle. */
+  private headStart: number;
+  private idle = false;
+  private lastBodyRead = 0;
+  private writeBlockedSince = 0;
+
+  constructor(
+    readonly socket: Socket,
+    private readonly listener: ListenerContext,
+    now: number,
+  ) {
+    this.remoteAddr = socket.remoteAddress ?? '';
+    this.remotePort = socket.remotePort ?? 0;
+    this.localAddr = socket.localAddress ?? '';
+    this.localPort = socket.localPort ?? 0;
+    this.scheme = listener.scheme;
+    this.headStart = now;
+    this.settings = listener.spec.servers.defaultServer.settings;
+    socket.on('data', (d: Buffer) => this.onData(d));
+    socket.on('end', () => this.onEnd());
+    socket.on('error', () => this.onClose());
+    socket.on('close', () => this.onClose());
+    socket.on('drain', () => this.onDrain());
+    listener.tracker.add(this);
+  }
+
+  get draining(): boolean {
+    return this.drainRequested;
+  }
+
+  // =================================================================== reading
+
+  private onData(data: Buffer): void {
+    switch (this.state) {
+      case State.Head:
+        this.buffer = this.buffer === null ? data : Buffer.concat([this.buffer, data]);
+        this.processBuffer();
+        return;
+      case State.Body:
+        this.lastBodyRead = performance.now();
+        this.feedBody(data, 0);
+        return;
+      case State.Responding:
+        // Pipelined bytes: keep them for when the current response is done.
+        this.buffer = this.buffer === null ? data : Buffer.concat([this.buffer, data]);
+        if (this.buffer.length > MAX_PIPELINED) this.pauseReading();
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** Parses and starts as many requests as the buffer holds, one at a time. */
+  private processBuffer(): void {
+    if (this.processing) return;
+    this.processing = true;
+    try {
+      while (this.state === State.Head && this.buffer !== null) this.parseHead();
+    } finally {
+      this.processing = false;
+    }
+  }
+
+  private parseHead(): void {
+    let buf = this.buffer!;
+    // RFC 9112 2.2: empty lines before a request line are ignored.
+    let start = 0;
+    while (start + 1 < buf.length && buf[start] === 0x0d && buf[start + 1] === 0x0a) start += 2;
+    if (start > 0) {
+      buf = start === buf.length ? Buffer.alloc(0) : buf.subarray(start);
+      this.searchFrom = 0;
+      if (buf.length === 0) {
+        this.buffer = null;
+        return;
+      }
+      this.buffer = buf;
+    }
+    if (this.idle) {
+      this.idle = false;
+      this.headStart = performance.now();
+    }
+    const found = buf.indexOf(CRLFCRLF, this.searchFrom);
+    if (found < 0) {
+      const limits = this.settings.headLimits;
+      if (buf.length > limits.maxHeadBytes) return this.failHead(buf.indexOf(0x0a) < 0 ? 414 : 431);
+      if (incompleteHeadIsInvalid(buf, 0, buf.length)) return this.failHead(400);
+      this.searchFrom = Math.max(0, buf.length - 3);
+      this.buffer = buf;
+      return;
+    }
+    const end = found + 4;
+    this.searchFrom = 0;
+    this.buffer = end < buf.length ? buf.subarray(end) : null;
+    const head = this.head;
+    head.reset();
+    const status = parseRequestHead(buf.toString('latin1', 0, found), head, this.settings.headLimits);
+    this.requestCount++;
+    const ex = new Exchange(this, this, head, performance.now(), end);
+    this.exchange = ex;
+    if (status !== 0) {
+      this.state = State.Responding;
+      this.buffer = null; // nothing behind a bad request is ever processed
+      const server = this.listener.spec.servers.defaultServer;
+      ex.server = server;
+      ex.reject(status);
+      return;
+    }
+    this.protocol = head.versionMinor === 1 ? 'HTTP/1.1' : 'HTTP/1.0';
+    this.canChunk = head.versionMinor === 1;
+    if (head.hasBody) {
+      this.state = State.Body;
+      this.bodyChunked = head.chunked;
+      this.bodyRemaining = head.contentLength;
+      if (head.chunked) this.chunkedBody.reset();
+      this.lastBodyRead = performance.now();
+    } else {
+      this.state = State.Responding;
+    }
+    const match = this.listener.spec.servers.find(head.host === undefined ? '' : hostWithoutPort(head.host));
+    this.settings = match.server.settings;
+    ex.start(match.server);
+    if (this.state === State.Body && this.buffer !== null) {
+      const rest = this.buffer;
+      this.buffer = null;
+      this.feedBody(rest, 0);
+    }
+  }
+
+  private failHead(status: number): void {
+    this.buffer = null;
+    this.state = State.Responding;
+    this.requestCount++;
+    const head = this.head;
+    head.reset();
+    head.method = 'GET';
+    head.target = '/';
+    head.path = '/';
+    const ex = new Exchange(this, this, head, performance.now(), 0);
+    this.exchange = ex;
+    ex.server = this.listener.spec.servers.defaultServer;
+    ex.reject(status);
+  }
+
+  private feedBody(data: Buffer, offset: number): void {
+    const ex = this.exchange!;
+    if (!this.bodyChunked) {
+      const available = data.length - offset;
+      if (available <= this.bodyRemaining) {
+        this.bodyRemaining -= available;
+        ex.requestData(offset === 0 ? data : data.subarray(offset));
+        if (this.bodyRemaining === 0) this.bodyDone(null);
+        return;
+      }
+      const end = offset + this.bodyRemaining;
+      this.bodyRemaining = 0;
+      ex.requestData(data.subarray(offset, end));
+      this.bodyDone(data.subarray(end));
+      return;
+    }
+    const decoder = this.chunkedBody;
+    let pos = offset;
+    while (pos < data.length) {
+      pos = decoder.execute(data, pos);
+      if (decoder.failed) return this.bodyFramingError();
+      if (decoder.spanEnd > decoder.spanStart) ex.requestData(data.subarray(decoder.spanStart, decoder.spanEnd));
+      if (this.state !== State.Body) return; // the exchange gave up on the body (413...)
+      if (decoder.done) return this.bodyDone(pos < data.length ? data.subarray(pos) : null);
+    }
+  }
+
+  private bodyFramingError(): void {
+    const ex = this.exchange!;
+    this.buffer = null;
+    this.keepAliveAfterResponse = false;
+    if (!ex.isFinished) ex.clientBodyInvalid();
+    else this.close();
+  }
+
+  private bodyDone(rest: Buffer | null): void {
+    this.state = State.Responding;
+    if (rest !== null && rest.length > 0) this.buffer = rest;
+    const ex = this.exchange;
+    if (ex === null) return;
+    ex.requestEnd();
+  }
+
+  private onEnd(): void {
+    // The client half-closed. A request already read is still answered;
+    // then the connection closes. An idle connection closes now.
+    this.peerEnded = true;
+    if (this.state === State.Head && this.exchange === null) this.close();
+    else if (this.state === State.Body) this.exchange?.clientAborted();
+  }
+
+  private onClose(): void {
+    if (this.state === State.Closed) return;
+    const wasTunnel = this.state === State.Tunnel;
+    this.state = State.Closed;
+    this.listener.tracker.remove(this);
+    if (!wasTunnel) this.exchange?.clientAborted();
+    this.exchange = null;
+    this.resolveDrainWaiters();
+  }
+
+  // =================================================================== ExchangeHost
+
+  exchangeDone(ex: Exchange, keepAlive: boolean): void {
+    if (ex !== this.exchange) return;
+    this.exchange = null;
+    if (this.state === State.Closed || this.state === State.Tunnel) return;
+    const settings = this.settings;
+    if (!keepAlive || !this.keepAliveAfterResponse || this.state === State.Body) {
+      this.close();
+      return;
+    }
+    this.state = State.Head;
+    this.idle = true;
+    this.headStart = performance.now();
+    if (settings.keepaliveTimeoutMs === 0) return this.close();
+    if (this.paused) this.resumeReading();
+    if (this.buffer !== null) this.processBuffer();
+  }
+
+  // =================================================================== Downstream: writing
+
+  responseHeaders(): HeaderList {
+    return this.headers.reset();
+  }
+
+  sendHead(status: number, reason: string, headers: HeaderList, length: number, noBody: boolean, body: Buffer | null, end: boolean): boolean {
+    const socket = this.socket;
+    if (this.state === State.Closed || socket.destroyed) return true;
+    const ex = this.exchange;
+    const settings = this.settings;
+    let keepAlive = ex !== null && ex.keepAlive && this.requestCount < settings.keepaliveRequests && settings.keepaliveTimeoutMs > 0;
+    this.chunkedResponse = false;
+    let out = 'HTTP/1.1 ' + status + ' ' + reason + '\r\n';
+    const names = headers.names;
+    const values = headers.values;
+    for (let i = 0; i < names.length; i++) out += names[i] + ': ' + values[i] + '\r\n';
+    if (noBody) {
+      if (length >= 0 && status !== 204 && status >= 200) out += 'Content-Length: ' + length + '\r\n';
+    } else if (length >= 0) {
+      out += 'Content-Length: ' + length + '\r\n';
+    } else if (this.canChunk && settings.chunkedTransferEncoding) {
+      this.chunkedResponse = true;
+      out += 'Transfer-Encoding: chunked\r\n';
+    } else {
+      keepAlive = false; // the body ends when the connection closes
+    }
+    if (this.peerEnded || this.drainRequested) keepAlive = false;
+    this.keepAliveAfterResponse = keepAlive;
+    out += keepAlive ? 'Connection: keep-alive\r\n\r\n' : 'Connection: close\r\n\r\n';
+    if (body === null || noBody) {
+      socket.write(out, 'latin1');
+    } else if (body.length <= SINGLE_WRITE_LIMIT && !this.chunkedResponse) {
+      const buf = Buffer.allocUnsafe(out.length + body.length);
+      buf.write(out, 0, 'latin1');
+      body.copy(buf, out.length);
+      socket.write(buf);
+    } else {
+      socket.cork();
+      socket.write(out, 'latin1');
+      this.writeChunk(body);
+      socket.uncork();
+    }
+    if (end && this.chunkedResponse) socket.write(LAST_CHUNK_BUF);
+    return this.noteWriteState();
+  }
+
+  sendBody(chunk: Buffer): boolean {
+    if (this.state === State.Closed) return true;
+    if (this.chunkedResponse) {
+      this.socket.cork();
+      this.writeChunk(chunk);
+      this.socket.uncork();
+    } else {
+      this.socket.write(chunk);
+    }
+    return this.noteWriteState();
+  }
+
+  private writeChunk(chunk: Buffer): void {
+    if (!this.chunkedResponse) {
+      this.socket.write(chunk);
+      return;
+    }
+    if (chunk.length === 0) return; // an empty chunk would end the body
+    this.socket.write(chunk.length.toString(16) + '\r\n', 'latin1');
+    this.socket.write(chunk);
+    this.socket.write(CRLF_BUF);
+  }
+
+  private noteWriteState(): boolean {
+    if (this.socket.writableNeedDrain) {
+      if (this.writeBlockedSince === 0) this.writeBlockedSince = performance.now();
+      return false;
+    }
+    return true;
+  }
+
+  endBody(): void {
+    if (this.state === State.Closed) return;
+    if (this.chunkedResponse) this.socket.write(LAST_CHUNK_BUF);
+  }
+
+  abort(_reason: string): void {
+    if (this.state === State.Closed) return;
+    this.keepAliveAfterResponse = false;
+    // A reset, not a FIN: a close-delimited body must not look complete.
+    if (!this.socket.destroyed) {
+      try {
+        this.socket.resetAndDestroy();
+      } catch {
+        this.socket.destroy();
+      }
+    }
+    this.onClose();
+  }
+
+  pauseRequestBody(): void {
+    if (this.state === State.Body) this.pauseReading();
+  }
+
+  resumeRequestBody(): void {
+    if (this.state === State.Body) this.resumeReading();
+  }
+
+  sendContinue(): void {
+    if (this.head.versionMinor === 1) this.socket.write(CONTINUE, 'latin1');
+  }
+
+  takeOverSocket(): { socket: Socket; buffered: Buffer | null } | undefined {
+    if (this.state === State.Closed) return undefined;
+    this.state = State.Tunnel;
+    const socket = this.socket;
+    socket.removeAllListeners('data');
+    socket.removeAllListeners('end');
+    socket.removeAllListeners('drain');
+    const buffered = this.buffer;
+    this.buffer = null;
+    this.resumeReading();
+    return { socket, buffered };
+  }
+
+  waitForDrain(): Promise<void> {
+    if (!this.socket.writableNeedDrain || this.state === State.Closed) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  private onDrain(): void {
+    this.writeBlockedSince = 0;
+    this.exchange?.downstreamDrain();
+    this.resolveDrainWaiters();
+  }
+
+  private resolveDrainWaiters(): void {
+    if (this.drainWaiters.length === 0) return;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  // =================================================================== lifecycle
+
+  private pauseReading(): void {
+    if (!this.paused) {
+      this.paused = true;
+      this.socket.pause();
+    }
+  }
+
+  private resumeReading(): void {
+    if (this.paused) {
+      this.paused = false;
+      this.socket.resume();
+    }
+  }
+
+  /** Closes after flushing what was written; a client that never closes its side is cut after LINGER_MS. */
+  close(): void {
+    if (this.state === State.Closed) return;
+    this.state = State.Closed;
+    this.listener.tracker.remove(this);
+    const socket = this.socket;
+    socket.end();
+    setTimeout(() => socket.destroy(), LINGER_MS).unref();
+    this.exchange = null;
+    this.resolveDrainWaiters();
+  }
+
+  /**
+   * Reload: the next response says Connection: close, so the client closes
+   * the connection itself; an idle connection is not closed under it (that
+   * race is what loses requests on nginx reloads).
+   */
+  drain(): void {
+    this.drainRequested = true;
+  }
+
+  /** Shutdown: closes the connection if no request is in progress. */
+  closeIfIdle(): boolean {
+    if (this.state === State.Head && this.exchange === null && this.buffer === null) {
+      this.close();
+      return true;
+    }
+    this.drainRequested = true;
+    return false;
+  }
+
+  /** Timeouts, checked by the tracker every sweep. */
+  checkTimeouts(now: number): void {
+    const settings = this.settings;
+    switch (this.state) {
+      case State.Head:
+        if (this.idle ? now - this.headStart > settings.keepaliveTimeoutMs : now - this.headStart > settings.clientHeaderTimeoutMs) {
+          if (this.idle || this.buffer === null) this.close();
+          else this.failHead(408);
+        }
+        return;
+      case State.Body:
+        if (now - this.lastBodyRead > settings.clientBodyTimeoutMs) this.exchange?.clientBodyTimedOut();
+        else this.exchange?.checkTimeouts(now);
+        return;
+      case State.Responding:
+        if (this.exchange !== null) this.exchange.checkTimeouts(now);
+        else if (this.writeBlockedSince !== 0 && now - this.writeBlockedSince > settings.sendTimeoutMs) this.abort('send timeout');
+        return;
+      default:
+        return;
+    }
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * The client side of an exchange, as the proxy sees it. HTTP/1.1 connections
+ * (src/listeners/http1-connection.ts) and HTTP/2 streams
+ * (src/listeners/http2-session.ts) implement it; the Exchange does not know
+ * which wire it is talking to.
+ */
+import type { Socket } from 'node:net';
+
+/** Response header fields, reused per connection to avoid allocating arrays per response. */
+export class HeaderList {
+  names: string[] = [];
+  values: string[] = [];
+
+  reset(): this {
+    this.names.length = 0;
+    this.values.length = 0;
+    return this;
+  }
+
+  add(name: string, value: string): void {
+    this.names.push(name);
+    this.values.push(value);
+  }
+
+  get length(): number {
+    return this.names.length;
+  }
+
+  /** First value by lowercase name. */
+  get(lowerName: string): string | undefined {
+    for (let i = 0; i < this.names.length; i++) if (this.names[i]!.toLowerCase() === lowerName) return this.values[i];
+    return undefined;
+  }
+}
+
+export interface Downstream {
+  readonly remoteAddr: string;
+  readonly remotePort: number;
+  readonly localAddr: string;
+  readonly localPort: number;
+  readonly scheme: 'http' | 'https';
+  readonly connectionId: number;
+  /** Requests served on this connection, including the current one. */
+  readonly requestCount: number;
+  /** Whether the client can take a chunked response (HTTP/1.1); HTTP/2 frames bodies itself. */
+  readonly canChunk: boolean;
+  /** "HTTP/1.1", "HTTP/1.0" or "HTTP/2.0", for logs. */
+  readonly protocol: string;
+
+  /** A reset header list to fill for the response. */
+  responseHeaders(): HeaderList;
+  /**
+   * Sends the response head. `length` is the body length or -1 when unknown
+   * (streamed). `body` may carry the first (or, with `end`, the whole) body.
+   * Returns false when the client's write buffer is full: wait for
+   * Exchange.downstreamDrain().
+   */
+  sendHead(status: number, reason: string, headers: HeaderList, length: number, noBody: boolean, body: Buffer | null, end: boolean): boolean;
+  /** Sends body bytes; false means wait for downstreamDrain(). */
+  sendBody(chunk: Buffer): boolean;
+  /** Ends the response. */
+  endBody(): void;
+  /** Closes the connection (or resets the stream) at once: the client sees a truncated response. */
+  abort(reason: string): void;
+  /** Stops / restarts reading the request body (backpressure from the upstream). */
+  pauseRequestBody(): void;
+  resumeRequestBody(): void;
+  /** Answers `Expect: 100-continue`. */
+  sendContinue(): void;
+  /**
+   * Hands the client connection over to a tunnel after a 101 response:
+   * returns the raw client socket (with any bytes already read but not yet
+   * consumed), or undefined if this downstream cannot tunnel (HTTP/2).
+   */
+  takeOverSocket(): { socket: Socket; buffered: Buffer | null } | undefined;
+  /** Resolves when the client's write buffer drains (for handlers that stream at their own pace). */
+  waitForDrain(): Promise<void>;
+}

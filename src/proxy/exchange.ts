@@ -1,0 +1,739 @@
+/**
+ * One request/response exchange, from routing to the access-log line.
+ *
+ * The phases, and where a retry is allowed (nginx's proxy_next_upstream
+ * rules, written down once here):
+ *
+ *   route -> pick server -> connect -> send request -> receive response head
+ *         -> stream body -> log
+ *
+ *   - connect failed or timed out: retry on the next server (any method: the
+ *     request was not sent);
+ *   - request sent, then error/timeout/invalid head or a status listed in
+ *     proxy_next_upstream: retry only if nothing was sent to the client yet,
+ *     the method is idempotent (not POST, LOCK, PATCH) or `non_idempotent`
+ *     is set (or, with retry_idempotency_key, the request carries an
+ *     Idempotency-Key), and the request body can still be replayed: fulcrum
+ *     keeps the first client_body_buffer_size bytes; once a streamed body
+ *     goes past that, the request is never retried;
+ *   - a reused keep-alive connection that the upstream closed before any
+ *     response byte (the keep-alive race): an idempotent request is resent
+ *     once on a fresh connection to the same server, not counted as a
+ *     failure or a try; a non-idempotent one gets 502, never a replay;
+ *   - once the response head went to the client: never. A failure then
+ *     closes the client connection so the truncation is visible.
+ *
+ * The exchange is a state machine driven by callbacks from the downstream
+ * (client) and the UpstreamConnection; it allocates no closures per request.
+ */
+import { LAST_CHUNK } from '../http/chunked.js';
+import type { RequestHead } from '../http/request-head.js';
+import type { ResponseHead } from '../http/response-head.js';
+import { reasonPhrase, statusHasNoBody } from '../http/status.js';
+import { noteFailure, noteSelected, noteSuccess } from '../health/passive.js';
+import type { Tried } from '../balancer/policy.js';
+import { serveReturn } from '../handlers/return.js';
+import { serveStatic } from '../handlers/static-files.js';
+import { normalizePath } from '../router/normalize.js';
+import { hostWithoutPort } from '../router/server-names.js';
+import { NextUpstream, type LocationRuntime, type ProxyRuntime, type VirtualServer } from '../runtime/table.js';
+import { UpstreamConnection, UpstreamFailure, type UpstreamUser } from '../upstream/connection.js';
+import type { ServerState } from '../upstream/server-state.js';
+import type { VariableContext } from '../variables/context.js';
+import type { Downstream, HeaderList } from './downstream.js';
+import { errorPage } from './error-pages.js';
+import { buildUpstreamHead, upstreamUri } from './request-builder.js';
+import { nextRequestId } from './request-id.js';
+import { startTunnel } from './tunnel.js';
+
+const enum Phase {
+  Routing,
+  /** Waiting for an upstream connection to be established. */
+  Connecting,
+  /** Request sent (or being sent); waiting for the response head. */
+  AwaitingHead,
+  /** Response head sent to the client; relaying the body. */
+  Streaming,
+  Tunnel,
+  Done,
+}
+
+/** Kinds of upstream failure, as proxy_next_upstream names them. */
+const enum FailKind {
+  Error = NextUpstream.Error,
+  Timeout = NextUpstream.Timeout,
+  InvalidHeader = NextUpstream.InvalidHeader,
+}
+
+const NON_IDEMPOTENT = new Set(['POST', 'LOCK', 'PATCH']);
+const MIN_REPLAY_BYTES = 16 * 1024;
+const LAST_CHUNK_BUF = Buffer.from(LAST_CHUNK, 'latin1');
+const CRLF_BUF = Buffer.from('\r\n', 'latin1');
+
+/** Servers tried for one request: tiny, so a plain array. */
+class TriedList implements Tried {
+  private readonly servers: ServerState[] = [];
+  get length(): number {
+    return this.servers.length;
+  }
+  includes(server: ServerState): boolean {
+    return this.servers.includes(server);
+  }
+  add(server: ServerState): void {
+    this.servers.push(server);
+  }
+}
+
+const NO_TRIES: Tried = { length: 0, includes: () => false };
+
+/** What the exchange needs from the connection that owns it. */
+export interface ExchangeHost {
+  /** Called once, when the response is complete (or aborted) and the request body is done or abandoned. */
+  exchangeDone(ex: Exchange, keepAlive: boolean): void;
+  /** The connection is draining (reload/shutdown): no keep-alive after this response. */
+  readonly draining: boolean;
+}
+
+export class Exchange implements UpstreamUser, VariableContext {
+  // ---- VariableContext
+  readonly request: RequestHead;
+  uri = '/';
+  args = '';
+  readonly remoteAddr: string;
+  readonly remotePort: number;
+  readonly serverAddr: string;
+  readonly serverPort: number;
+  readonly scheme: string;
+  serverName = '';
+  host = '';
+  captures: readonly string[] | null = null;
+  readonly requestId: string;
+  readonly connectionId: number;
+  readonly connectionRequests: number;
+  readonly startTime: number;
+  status = 0;
+  bodyBytesSent = 0;
+  readonly requestLength: number;
+  upstreamAddr = '';
+  upstreamStatus = '';
+  upstreamResponseTime = '';
+  upstreamConnectTime = '';
+  upstreamHeaderTime = '';
+  proxyHost = '';
+  proxyPort = '';
+
+  // ---- routing
+  server: VirtualServer | undefined;
+  location: LocationRuntime | undefined;
+  private proxy: ProxyRuntime | undefined;
+
+  // ---- proxy state
+  private phase = Phase.Routing;
+  private readonly started: number;
+  private conn: UpstreamConnection | undefined;
+  private serverState: ServerState | undefined;
+  private tried: TriedList | undefined;
+  private attempts = 0;
+  private attemptStart = 0;
+  private upstreamHeadText = '';
+  private headSentToClient = false;
+  private isUpgrade = false;
+  /** Request body framing upstream: -1 none, -2 chunked, else Content-Length. */
+  private bodyLength = -1;
+  private requestBodyDone: boolean;
+  /** Every body chunk received so far, while they fit in the replay budget; undefined after. */
+  private replay: Buffer[] | undefined = [];
+  private replayBytes = 0;
+  private replayBudget = MIN_REPLAY_BYTES;
+  /** Body chunks received while no upstream connection could take them. */
+  private held: Buffer[] = [];
+  private bodyBytesReceived = 0;
+  private upstreamBlockedSince = 0;
+  private downstreamBlockedSince = 0;
+  private staleRetryUsed = false;
+  private lastFailure: FailKind = FailKind.Error;
+  private upstreamHeaders: ResponseHead | undefined;
+  private clientWantsKeepAlive: boolean;
+  private finished = false;
+
+  constructor(
+    readonly down: Downstream,
+    private readonly owner: ExchangeHost,
+    head: RequestHead,
+    now: number,
+    requestLength: number,
+  ) {
+    this.request = head;
+    this.started = now;
+    this.startTime = Date.now();
+    this.remoteAddr = down.remoteAddr;
+    this.remotePort = down.remotePort;
+    this.serverAddr = down.localAddr;
+    this.serverPort = down.localPort;
+    this.scheme = down.scheme;
+    this.connectionId = down.connectionId;
+    this.connectionRequests = down.requestCount;
+    this.requestLength = requestLength;
+    this.clientWantsKeepAlive = head.wantsKeepAlive;
+    this.requestBodyDone = !head.hasBody;
+    this.requestId = nextRequestId(head.header('x-request-id'));
+  }
+
+  get bytesSent(): number {
+    return this.bodyBytesSent;
+  }
+
+  /** Whether the connection may carry another request after this response. */
+  get keepAlive(): boolean {
+    return this.clientWantsKeepAlive && !this.owner.draining;
+  }
+
+  get isFinished(): boolean {
+    return this.finished;
+  }
+
+  // =================================================================== routing
+
+  /** Routes the request on the virtual server the listener chose and starts handling it. */
+  start(server: VirtualServer): void {
+    this.server = server;
+    this.serverName = server.primaryName;
+    const head = this.request;
+    this.host = head.host !== undefined && head.host !== '' ? hostWithoutPort(head.host) : server.primaryName;
+    const q = head.path.indexOf('?');
+    const rawPath = q < 0 ? head.path : head.path.slice(0, q);
+    this.args = q < 0 ? '' : head.path.slice(q + 1);
+    const uri = normalizePath(rawPath, server.settings.mergeSlashes);
+    if (uri === undefined) return this.reject(400);
+    this.uri = uri;
+
+    if (server.serverReturn !== undefined) return serveReturn(this, server.serverReturn, server.settings);
+    const match = server.locations.find(uri);
+    if (match === undefined) return this.respondError(404);
+    const location = match.value;
+    this.location = location;
+    this.captures = match.captures;
+    const settings = location.settings;
+    if (settings.access !== undefined && !settings.access.check(this.remoteAddr)) return this.reject(403);
+    if (settings.clientMaxBodySize !== 0 && head.contentLength > settings.clientMaxBodySize) return this.reject(413);
+
+    const action = location.action;
+    switch (action.kind) {
+      case 'return':
+        return serveReturn(this, action.ret, settings);
+      case 'static':
+        return serveStatic(this, action.files, settings);
+      case 'proxy':
+        return this.startProxy(action.proxy);
+    }
+  }
+
+  /** Answers with an error and closes the connection afterwards (the body, if any, is not read). */
+  reject(status: number): void {
+    this.clientWantsKeepAlive = false;
+    this.respondError(status);
+  }
+
+  // =================================================================== responses fulcrum makes itself
+
+  /** Sends a complete response (errors, return, small static answers). */
+  respondFull(status: number, headers: HeaderList, body: Buffer | null, noBody = false): void {
+    if (this.finished || this.headSentToClient) return;
+    this.addConfiguredHeaders(headers, status);
+    this.status = status;
+    this.headSentToClient = true;
+    const suppress = noBody || this.request.method === 'HEAD' || statusHasNoBody(status);
+    const length = body === null ? 0 : body.length;
+    this.bodyBytesSent = suppress || body === null ? 0 : body.length;
+    this.down.sendHead(status, reasonPhrase(status), headers, length, suppress, suppress ? null : body, true);
+    this.finish();
+  }
+
+  respondError(status: number): void {
+    const headers = this.down.responseHeaders();
+    headers.add('Content-Type', 'text/html');
+    this.respondFull(status, headers, errorPage(status));
+  }
+
+  /** Starts a streamed response of a handler (static files). `length` -1 = unknown. */
+  beginStream(status: number, headers: HeaderList, length: number): boolean {
+    this.addConfiguredHeaders(headers, status);
+    this.status = status;
+    this.headSentToClient = true;
+    this.phase = Phase.Streaming;
+    const noBody = this.request.method === 'HEAD' || statusHasNoBody(status);
+    if (length < 0 && !this.down.canChunk) this.clientWantsKeepAlive = false;
+    return this.down.sendHead(status, reasonPhrase(status), headers, length, noBody, null, noBody);
+  }
+
+  streamData(chunk: Buffer): boolean {
+    this.bodyBytesSent += chunk.length;
+    return this.down.sendBody(chunk);
+  }
+
+  streamEnd(): void {
+    this.down.endBody();
+    this.finish();
+  }
+
+  streamAbort(reason: string): void {
+    this.down.abort(reason);
+    this.finish();
+  }
+
+  /** add_header (2xx/3xx, or `always`) and HSTS. */
+  private addConfiguredHeaders(headers: HeaderList, status: number): void {
+    const settings = this.location?.settings ?? this.server?.settings;
+    if (settings !== undefined && settings.addHeaders.length > 0) {
+      const success = status === 200 || status === 201 || status === 204 || status === 206 || (status >= 301 && status <= 308);
+      for (const h of settings.addHeaders) if (success || h.always) headers.add(h.name, h.value.expand(this));
+    }
+    if (this.server !== undefined && this.server.hstsSeconds > 0 && this.scheme === 'https') {
+      headers.add('Strict-Transport-Security', `max-age=${this.server.hstsSeconds}`);
+    }
+  }
+
+  // =================================================================== proxying
+
+  private startProxy(proxy: ProxyRuntime): void {
+    const head = this.request;
+    this.proxy = proxy;
+    this.proxyHost = proxy.proxyHost;
+    this.proxyPort = proxy.proxyPort;
+    this.replayBudget = Math.max(this.location!.settings.clientBodyBufferSize, MIN_REPLAY_BYTES);
+    this.isUpgrade = head.connectionUpgrade && head.upgrade !== undefined && head.method === 'GET' && head.upgrade.toLowerCase() !== 'h2c';
+    this.bodyLength = head.chunked ? -2 : head.contentLength >= 0 ? head.contentLength : -1;
+    const uri = upstreamUri(proxy, head, this.uri, this.args);
+    this.upstreamHeadText = buildUpstreamHead(
+      proxy,
+      this,
+      uri,
+      { bodyLength: this.bodyLength, upgrade: this.isUpgrade ? head.upgrade : undefined },
+      this.requestId,
+      !this.location!.settings.underscoresInHeaders,
+    );
+    if (head.expectContinue && head.hasBody) this.down.sendContinue();
+    this.tryNext();
+  }
+
+  private get mayResend(): boolean {
+    if (!NON_IDEMPOTENT.has(this.request.method)) return true;
+    if ((this.proxy!.nextUpstream & NextUpstream.NonIdempotent) !== 0) return true;
+    return this.location!.settings.retryIdempotencyKey && this.request.header('idempotency-key') !== undefined;
+  }
+
+  private get bodyReplayable(): boolean {
+    return this.replay !== undefined;
+  }
+
+  /** Picks the next server and sends the request there (or answers 502/504 when none is left). */
+  private tryNext(): void {
+    const now = performance.now();
+    const server = this.proxy!.group.pick({ vars: this, now }, this.tried ?? NO_TRIES);
+    if (server === undefined) return this.failResponse(this.lastFailure === FailKind.Timeout ? 504 : 502);
+    this.attempts++;
+    noteSelected(server, now);
+    (this.tried ??= new TriedList()).add(server);
+    this.serverState = server;
+    server.active++;
+    server.requests++;
+    this.attemptStart = now;
+    this.upstreamAddr = this.upstreamAddr === '' ? server.label : this.upstreamAddr + ', ' + server.label;
+    const pooled = this.isUpgrade ? undefined : server.pool?.acquire(now);
+    if (pooled !== undefined) {
+      this.conn = pooled;
+      pooled.startRequest(this, this.request.method === 'HEAD', now);
+      this.upstreamConnectTime = appendTiming(this.upstreamConnectTime, 0);
+      this.sendRequest(pooled);
+    } else {
+      this.openFresh(server, now);
+    }
+  }
+
+  private openFresh(server: ServerState, now: number): void {
+    this.phase = Phase.Connecting;
+    const conn = new UpstreamConnection(server, now, this.proxy!.connectTimeoutMs);
+    this.conn = conn;
+    conn.startRequest(this, this.request.method === 'HEAD', now);
+  }
+
+  upstreamConnected(conn: UpstreamConnection): void {
+    if (conn !== this.conn) return;
+    this.upstreamConnectTime = appendTiming(this.upstreamConnectTime, performance.now() - this.attemptStart);
+    this.sendRequest(conn);
+  }
+
+  /** Writes the request head and every body byte received so far. */
+  private sendRequest(conn: UpstreamConnection): void {
+    this.phase = Phase.AwaitingHead;
+    const socket = conn.socket;
+    // A retry resends the whole body kept for replay; a first attempt sends what was held while connecting.
+    const backlog = this.attempts > 1 || this.staleRetryUsed ? (this.replay ?? []) : this.held;
+    this.held = [];
+    if (backlog.length === 0 && !(this.requestBodyDone && this.bodyLength === -2)) {
+      if (!socket.write(this.upstreamHeadText, 'latin1')) this.noteUpstreamBlocked();
+    } else {
+      socket.cork();
+      socket.write(this.upstreamHeadText, 'latin1');
+      for (const chunk of backlog) this.writeBody(socket, chunk);
+      if (this.requestBodyDone && this.bodyLength === -2) socket.write(LAST_CHUNK_BUF);
+      socket.uncork();
+      if (socket.writableNeedDrain) this.noteUpstreamBlocked();
+    }
+    conn.lastRead = performance.now();
+    if (!this.requestBodyDone && this.upstreamBlockedSince === 0) this.down.resumeRequestBody();
+  }
+
+  private writeBody(socket: UpstreamConnection['socket'], chunk: Buffer): boolean {
+    if (this.bodyLength !== -2) return socket.write(chunk);
+    socket.write(chunk.length.toString(16) + '\r\n', 'latin1');
+    socket.write(chunk);
+    return socket.write(CRLF_BUF);
+  }
+
+  private noteUpstreamBlocked(): void {
+    if (this.upstreamBlockedSince === 0) {
+      this.upstreamBlockedSince = performance.now();
+      this.down.pauseRequestBody();
+    }
+  }
+
+  upstreamDrain(conn: UpstreamConnection): void {
+    if (conn !== this.conn || this.upstreamBlockedSince === 0) return;
+    this.upstreamBlockedSince = 0;
+    if (!this.requestBodyDone) this.down.resumeRequestBody();
+  }
+
+  // ------------------------------------------------------------------- request body from the client
+
+  /** A piece of the (de-chunked) request body arrived from the client. */
+  requestData(chunk: Buffer): void {
+    this.bodyBytesReceived += chunk.length;
+    const limit = this.location?.settings.clientMaxBodySize ?? 0;
+    if (limit !== 0 && this.bodyBytesReceived > limit) {
+      // Only chunked bodies get here: a Content-Length was checked before reading.
+      this.requestBodyDone = true;
+      if (!this.headSentToClient) {
+        this.dropUpstream();
+        return this.reject(413);
+      }
+      return this.abortClient('request body too large');
+    }
+    if (this.finished || this.proxy === undefined) return; // the body of a request already answered
+    if (this.replay !== undefined) {
+      if (this.replayBytes + chunk.length <= this.replayBudget) {
+        this.replay.push(chunk);
+        this.replayBytes += chunk.length;
+      } else {
+        this.replay = undefined; // too big to keep: from here on the request cannot be retried
+      }
+    }
+    const conn = this.conn;
+    if (conn === undefined || this.phase === Phase.Connecting) {
+      this.held.push(chunk);
+      this.down.pauseRequestBody(); // until the upstream connection can take it
+      return;
+    }
+    if (!this.writeBody(conn.socket, chunk)) this.noteUpstreamBlocked();
+  }
+
+  /** The request body is complete. */
+  requestEnd(): void {
+    this.requestBodyDone = true;
+    if (this.finished) return;
+    const conn = this.conn;
+    if (conn !== undefined && this.phase !== Phase.Connecting && this.bodyLength === -2) conn.socket.write(LAST_CHUNK_BUF);
+  }
+
+  /** The client went away before the exchange finished. Never the server's failure. */
+  clientAborted(): void {
+    if (this.finished) return;
+    if (this.status === 0) this.status = 499;
+    this.dropUpstream();
+    this.finish();
+  }
+
+  // ------------------------------------------------------------------- response from the upstream
+
+  upstreamHead(conn: UpstreamConnection, head: ResponseHead, body: Buffer | null, complete: boolean): void {
+    if (conn !== this.conn) return;
+    const proxy = this.proxy!;
+    const server = this.serverState!;
+    const now = performance.now();
+    const latency = now - this.attemptStart;
+    this.upstreamHeaderTime = appendTiming(this.upstreamHeaderTime, latency);
+    this.upstreamStatus = this.upstreamStatus === '' ? '' + head.status : this.upstreamStatus + ', ' + head.status;
+    server.lastLatencyMs = latency;
+    server.latencyEwmaMs = server.latencyEwmaMs === 0 ? latency : server.latencyEwmaMs * 0.8 + latency * 0.2;
+
+    if (head.status === 101) {
+      if (!this.isUpgrade) {
+        noteFailure(server, now, 'unexpected 101 response');
+        return this.upstreamFailed(conn, FailKind.InvalidHeader);
+      }
+      return this.completeUpgrade(conn, head, body);
+    }
+    const statusBit = STATUS_BITS.get(head.status);
+    if (statusBit !== undefined && (proxy.nextUpstream & statusBit) !== 0) {
+      // As in nginx, a listed status counts as a failure, except 403 and 404.
+      if (head.status !== 403 && head.status !== 404) noteFailure(server, now, `status ${head.status}`);
+      if (this.canRetry(statusBit, true)) {
+        this.endAttempt();
+        conn.destroy();
+        this.conn = undefined;
+        return this.tryNext();
+      }
+    } else {
+      noteSuccess(server, now);
+    }
+    server.responses[Math.min(Math.floor(head.status / 100), 5)]!++;
+    this.upstreamHeaders = head;
+    this.phase = Phase.Streaming;
+    this.relayHead(head, body, complete, conn);
+  }
+
+  private relayHead(head: ResponseHead, body: Buffer | null, complete: boolean, conn: UpstreamConnection): void {
+    const headers = this.down.responseHeaders();
+    const hide = this.proxy!.hideResponseHeaders;
+    const tokens = head.connectionTokens;
+    const names = head.names;
+    const lower = head.lower;
+    const values = head.values;
+    for (let i = 0; i < names.length; i++) {
+      const l = lower[i]!;
+      if (hide.has(l) || (tokens !== null && tokens.includes(l))) continue;
+      headers.add(names[i]!, values[i]!);
+    }
+    this.addConfiguredHeaders(headers, head.status);
+    if (this.location!.settings.debugHeader) headers.add('X-Fulcrum-Upstream', this.upstreamAddr);
+    this.status = head.status;
+    this.headSentToClient = true;
+    const noBody = this.request.method === 'HEAD' || statusHasNoBody(head.status);
+    let length: number;
+    if (noBody) length = head.contentLength;
+    else if (complete) length = body === null ? 0 : body.length;
+    else length = head.chunked ? -1 : head.contentLength;
+    if (length < 0 && !noBody && !this.down.canChunk) this.clientWantsKeepAlive = false; // close-delimited
+    this.bodyBytesSent = noBody || body === null ? 0 : body.length;
+    const reason = head.reason === '' ? reasonPhrase(head.status) : head.reason;
+    const ok = this.down.sendHead(head.status, reason, headers, length, noBody, noBody ? null : body, complete);
+    if (complete) this.upstreamComplete(conn);
+    else if (!ok) this.noteDownstreamBlocked(conn);
+  }
+
+  upstreamData(conn: UpstreamConnection, data: Buffer): void {
+    if (conn !== this.conn) return;
+    this.bodyBytesSent += data.length;
+    if (!this.down.sendBody(data)) this.noteDownstreamBlocked(conn);
+  }
+
+  private noteDownstreamBlocked(conn: UpstreamConnection): void {
+    if (this.downstreamBlockedSince === 0) this.downstreamBlockedSince = performance.now();
+    conn.socket.pause();
+  }
+
+  /** The client's write buffer drained. */
+  downstreamDrain(): void {
+    if (this.downstreamBlockedSince === 0) return;
+    this.downstreamBlockedSince = 0;
+    const conn = this.conn;
+    if (conn !== undefined && this.phase === Phase.Streaming) {
+      conn.lastRead = performance.now();
+      conn.socket.resume();
+    }
+  }
+
+  upstreamEnd(conn: UpstreamConnection): void {
+    if (conn !== this.conn) return;
+    this.down.endBody();
+    this.upstreamComplete(conn);
+  }
+
+  private upstreamComplete(conn: UpstreamConnection): void {
+    this.upstreamResponseTime = appendTiming(this.upstreamResponseTime, performance.now() - this.attemptStart);
+    this.endAttempt();
+    this.conn = undefined;
+    // Reusable only if the upstream also got our whole request.
+    if (this.requestBodyDone && this.held.length === 0 && this.upstreamBlockedSince === 0) conn.server.pool?.release(conn, performance.now());
+    else conn.destroy();
+    this.finish();
+  }
+
+  upstreamError(conn: UpstreamConnection, failure: UpstreamFailure, message: string): void {
+    if (conn !== this.conn) return;
+    const server = this.serverState!;
+    const now = performance.now();
+    if (failure === UpstreamFailure.Reset && conn.requests > 1 && !conn.responseStarted && !this.staleRetryUsed && !this.headSentToClient) {
+      // The keep-alive race: the upstream closed an idle connection just as we reused it.
+      this.staleRetryUsed = true;
+      this.conn = undefined;
+      if (!this.mayResend || !this.bodyReplayable) return this.failResponse(502);
+      return this.openFresh(server, now);
+    }
+    if (this.headSentToClient) {
+      // Mid-body: the client must see the truncation, never a short body that looks complete.
+      this.conn = undefined;
+      return this.abortClient(message);
+    }
+    noteFailure(server, now, message);
+    this.upstreamFailed(conn, failure === UpstreamFailure.Invalid ? FailKind.InvalidHeader : FailKind.Error);
+  }
+
+  private upstreamFailed(conn: UpstreamConnection, kind: FailKind): void {
+    this.lastFailure = kind;
+    const requestSent = this.phase !== Phase.Connecting;
+    conn.destroy();
+    this.conn = undefined;
+    this.endAttempt();
+    if (this.canRetry(kind, requestSent)) return this.tryNext();
+    this.failResponse(kind === FailKind.Timeout ? 504 : 502);
+  }
+
+  private canRetry(bit: number, requestSent: boolean): boolean {
+    const proxy = this.proxy!;
+    if (this.headSentToClient || this.isUpgrade) return false;
+    if ((proxy.nextUpstream & bit) === 0) return false;
+    if (proxy.nextUpstreamTries !== 0 && this.attempts >= proxy.nextUpstreamTries) return false;
+    if (proxy.nextUpstreamTimeoutMs !== 0 && performance.now() - this.started >= proxy.nextUpstreamTimeoutMs) return false;
+    if (requestSent && !this.mayResend) return false;
+    return this.bodyReplayable;
+  }
+
+  private endAttempt(): void {
+    const server = this.serverState;
+    if (server !== undefined) {
+      server.active--;
+      this.serverState = undefined;
+    }
+  }
+
+  private failResponse(status: number): void {
+    if (this.headSentToClient) return this.abortClient('upstream failed');
+    this.dropUpstream();
+    if (this.upstreamStatus === '') this.upstreamStatus = '' + status;
+    // The body of a request we could not forward is not worth reading: close after answering.
+    if (!this.requestBodyDone) this.clientWantsKeepAlive = false;
+    this.respondError(status);
+  }
+
+  private dropUpstream(): void {
+    if (this.conn !== undefined) {
+      this.conn.destroy();
+      this.conn = undefined;
+    }
+    this.endAttempt();
+  }
+
+  private abortClient(reason: string): void {
+    this.dropUpstream();
+    this.down.abort(reason);
+    this.finish();
+  }
+
+  // ------------------------------------------------------------------- upgrades (WebSocket)
+
+  private completeUpgrade(conn: UpstreamConnection, head: ResponseHead, body: Buffer | null): void {
+    const takeover = this.down.takeOverSocket();
+    if (takeover === undefined) return this.upstreamFailed(conn, FailKind.Error);
+    noteSuccess(this.serverState!, performance.now());
+    this.status = 101;
+    this.headSentToClient = true;
+    this.phase = Phase.Tunnel;
+    let out = 'HTTP/1.1 101 Switching Protocols\r\n';
+    const hide = this.proxy!.hideResponseHeaders;
+    for (let i = 0; i < head.names.length; i++) {
+      if (!hide.has(head.lower[i]!)) out += head.names[i] + ': ' + head.values[i] + '\r\n';
+    }
+    out += 'Connection: upgrade\r\nUpgrade: ' + (head.header('upgrade') ?? this.request.upgrade ?? '') + '\r\n\r\n';
+    takeover.socket.write(out, 'latin1');
+    conn.startTunnel();
+    this.conn = undefined;
+    this.endAttempt();
+    this.clientWantsKeepAlive = false;
+    startTunnel(takeover.socket, takeover.buffered, conn.socket, body);
+    this.finish();
+  }
+
+  // ------------------------------------------------------------------- timeouts
+
+  /** Called by the connection sweep with the current time. */
+  checkTimeouts(now: number): void {
+    const proxy = this.proxy;
+    if (proxy === undefined || this.finished) return;
+    const conn = this.conn;
+    if (conn !== undefined && (this.phase === Phase.AwaitingHead || this.phase === Phase.Streaming)) {
+      if (this.downstreamBlockedSince === 0 && now - conn.lastRead > proxy.readTimeoutMs) {
+        if (this.phase === Phase.AwaitingHead) {
+          noteFailure(this.serverState!, now, 'read timeout');
+          return this.upstreamFailed(conn, FailKind.Timeout);
+        }
+        return this.abortClient('upstream timed out sending the response body');
+      }
+      if (this.upstreamBlockedSince !== 0 && now - this.upstreamBlockedSince > proxy.sendTimeoutMs) {
+        noteFailure(this.serverState!, now, 'send timeout');
+        return this.upstreamFailed(conn, FailKind.Timeout);
+      }
+    }
+    if (this.downstreamBlockedSince !== 0 && now - this.downstreamBlockedSince > this.location!.settings.sendTimeoutMs) {
+      return this.abortClient('client timed out reading the response');
+    }
+  }
+
+  /** The request body's chunked framing was invalid: 400 and close, nothing more forwarded. */
+  clientBodyInvalid(): void {
+    this.requestBodyDone = true;
+    if (!this.headSentToClient) {
+      this.dropUpstream();
+      return this.reject(400);
+    }
+    this.abortClient('invalid request body framing');
+  }
+
+  /** client_body_timeout expired: answer 408 if we still can, else cut the connection. */
+  clientBodyTimedOut(): void {
+    this.requestBodyDone = true;
+    if (!this.headSentToClient) {
+      this.dropUpstream();
+      return this.reject(408);
+    }
+    this.abortClient('client body timeout');
+  }
+
+  // ------------------------------------------------------------------- completion
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.phase = Phase.Done;
+    this.endAttempt();
+    const logs = (this.location ?? this.server)?.settings.accessLog;
+    if (logs !== undefined) for (let i = 0; i < logs.length; i++) logs[i]!.sink.write(logs[i]!.format(this));
+    // A request body still arriving is not read further: the connection closes after this response.
+    this.owner.exchangeDone(this, this.keepAlive && this.requestBodyDone);
+  }
+
+  // ------------------------------------------------------------------- VariableContext extras
+
+  sentHeader(_lowerName: string): string | undefined {
+    return undefined;
+  }
+
+  upstreamHeader(lowerName: string): string | undefined {
+    return this.upstreamHeaders?.header(lowerName);
+  }
+}
+
+const STATUS_BITS = new Map<number, number>([
+  [500, NextUpstream.Http500],
+  [502, NextUpstream.Http502],
+  [503, NextUpstream.Http503],
+  [504, NextUpstream.Http504],
+  [403, NextUpstream.Http403],
+  [404, NextUpstream.Http404],
+  [429, NextUpstream.Http429],
+]);
+
+function appendTiming(existing: string, ms: number): string {
+  const s = (ms / 1000).toFixed(3);
+  return existing === '' ? s : existing + ', ' + s;
+}

@@ -1,0 +1,172 @@
+/**
+ * The runtime table: one immutable, compiled generation of the
+ * configuration. Listeners look up virtual servers and locations here; a
+ * reload compiles a whole new table and swaps it with one assignment
+ * (generations.ts). Requests keep the location they were routed to, so in-
+ * flight requests finish on the generation they started on.
+ */
+import type { Config } from '../config/schema.js';
+import type { HeadLimits } from '../http/request-head.js';
+import type { AccessLogTarget } from '../log/access-log.js';
+import type { LocationMatcher, LocationPattern } from '../router/locations.js';
+import type { ServerNameMatcher } from '../router/server-names.js';
+import type { UpstreamGroup } from '../upstream/group.js';
+import type { Template } from '../variables/template.js';
+
+/** Settings after http -> server -> location inheritance, in runtime units. */
+export interface EffectiveSettings {
+  accessLog: readonly AccessLogTarget[];
+  clientMaxBodySize: number;
+  clientHeaderTimeoutMs: number;
+  clientBodyTimeoutMs: number;
+  clientBodyBufferSize: number;
+  keepaliveTimeoutMs: number;
+  keepaliveRequests: number;
+  sendTimeoutMs: number;
+  headLimits: HeadLimits;
+  chunkedTransferEncoding: boolean;
+  underscoresInHeaders: boolean;
+  ignoreInvalidHeaders: boolean;
+  mergeSlashes: boolean;
+  serverTokens: boolean;
+  defaultType: string;
+  index: readonly string[];
+  access: AccessRules | undefined;
+  addHeaders: readonly CompiledAddHeader[];
+  retryIdempotencyKey: boolean;
+  debugHeader: boolean;
+}
+
+export interface CompiledAddHeader {
+  name: string;
+  value: Template;
+  always: boolean;
+}
+
+export interface AccessRules {
+  /** true = allowed. Rules are checked in order; the first match decides. */
+  check(address: string): boolean;
+}
+
+/** Bits of proxy_next_upstream. */
+export const enum NextUpstream {
+  Error = 1,
+  Timeout = 2,
+  InvalidHeader = 4,
+  Http500 = 8,
+  Http502 = 16,
+  Http503 = 32,
+  Http504 = 64,
+  Http403 = 128,
+  Http404 = 256,
+  Http429 = 512,
+  NonIdempotent = 1024,
+}
+
+export interface HeaderOp {
+  /** As configured (case kept for the wire). */
+  name: string;
+  lower: string;
+  value: Template;
+}
+
+export interface ProxyRuntime {
+  group: UpstreamGroup;
+  scheme: 'http' | 'https';
+  /** $proxy_host: the host[:port] written in proxy_pass. */
+  proxyHost: string;
+  proxyPort: string;
+  /** When proxy_pass has a URI part: the location prefix it replaces and the replacement. */
+  uriReplacement: { prefix: string; replacement: string } | undefined;
+  /** Headers fulcrum sets (proxy_set_header plus nginx's defaults), in order. */
+  headerOps: readonly HeaderOp[];
+  /** Lowercase client header names not forwarded: hop-by-hop, framing, and those proxy_set_header overrides. */
+  skipRequestHeaders: ReadonlySet<string>;
+  /** Lowercase upstream response header names not passed to the client. */
+  hideResponseHeaders: ReadonlySet<string>;
+  nextUpstream: number;
+  nextUpstreamTries: number;
+  nextUpstreamTimeoutMs: number;
+  connectTimeoutMs: number;
+  readTimeoutMs: number;
+  sendTimeoutMs: number;
+  httpVersion: '1.0' | '1.1';
+  requestBuffering: boolean;
+  buffering: boolean;
+  redirectDefault: boolean;
+}
+
+export interface ReturnRuntime {
+  code: number;
+  text: Template | undefined;
+}
+
+export interface StaticRuntime {
+  /** Directory the URI is appended to (root), or that replaces the location prefix (alias). */
+  directory: string;
+  alias: { prefix: string } | undefined;
+}
+
+export type Action =
+  | { kind: 'proxy'; proxy: ProxyRuntime }
+  | { kind: 'return'; ret: ReturnRuntime }
+  | { kind: 'static'; files: StaticRuntime };
+
+export interface LocationRuntime {
+  /** For logs and the debug header: "location /api". */
+  readonly label: string;
+  readonly match: LocationPattern;
+  readonly settings: EffectiveSettings;
+  readonly action: Action;
+}
+
+export interface VirtualServer {
+  readonly names: readonly string[];
+  /** $server_name: the first name. */
+  readonly primaryName: string;
+  readonly settings: EffectiveSettings;
+  readonly locations: LocationMatcher<LocationRuntime>;
+  /** A server-level `return` or `redirect_https`, applied before location matching. */
+  readonly serverReturn: ReturnRuntime | undefined;
+  /** HSTS max-age in seconds, 0 = none. */
+  readonly hstsSeconds: number;
+  /** Location used when nothing matches (nginx answers 404). */
+  readonly label: string;
+}
+
+export interface TlsServerConfig {
+  names: readonly string[];
+  certificates: readonly { cert: string; key: string }[];
+  protocols: readonly string[];
+  ciphers: string | undefined;
+  preferServerCiphers: boolean;
+  sessionCache: string | undefined;
+  sessionTimeoutMs: number;
+  sessionTickets: boolean;
+  ecdhCurve: string | undefined;
+  isDefault: boolean;
+}
+
+export interface ListenerSpec {
+  /** "host:port" as bound. */
+  readonly key: string;
+  readonly host: string;
+  readonly port: number;
+  readonly ssl: boolean;
+  readonly http2: boolean;
+  readonly backlog: number | undefined;
+  /** Virtual servers on this socket, by name. */
+  readonly servers: ServerNameMatcher<VirtualServer>;
+  /** TLS settings per virtual server on this socket (SNI). */
+  readonly tls: readonly TlsServerConfig[];
+}
+
+export interface RuntimeTable {
+  readonly generation: number;
+  readonly config: Config;
+  readonly listeners: readonly ListenerSpec[];
+  readonly upstreams: ReadonlyMap<string, UpstreamGroup>;
+  readonly workerConnections: number;
+  readonly shutdownTimeoutMs: number;
+  readonly baseDir: string;
+}

@@ -1,0 +1,125 @@
+/**
+ * TLS server settings from nginx's ssl_* directives, with a secure default:
+ * Mozilla "intermediate" (TLS 1.2 and 1.3, ECDHE with AES-GCM or
+ * ChaCha20-Poly1305, no server cipher preference). Explicit settings in the
+ * config (the seed's `ssl_ciphers HIGH:!aNULL:!MD5`,
+ * `ssl_prefer_server_ciphers on`, `ssl_session_timeout 1h`) are honoured.
+ *
+ * Session resumption: session IDs through an in-memory cache sized from
+ * ssl_session_cache; session tickets only when ssl_session_tickets is on,
+ * with keys rotated (never one static key for the process lifetime).
+ */
+import * as crypto from 'node:crypto';
+import * as tls from 'node:tls';
+import type { TlsServerConfig } from '../runtime/table.js';
+
+/** Mozilla intermediate, guideline 5.7 / 6.0: ECDHE + AEAD only, plus the TLS 1.3 suites (set separately by OpenSSL). */
+export const INTERMEDIATE_CIPHERS = [
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+export const INTERMEDIATE_CURVES = 'X25519:prime256v1:secp384r1';
+const TLS13_SUITES = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256';
+
+export interface CertificatePair {
+  cert: string | Buffer;
+  key: string | Buffer;
+}
+
+function versionRange(protocols: readonly string[]): { minVersion: tls.SecureVersion; maxVersion: tls.SecureVersion } {
+  const order: tls.SecureVersion[] = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
+  const enabled = order.filter((v) => protocols.includes(v));
+  if (enabled.length === 0) return { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.3' };
+  return { minVersion: enabled[0]!, maxVersion: enabled[enabled.length - 1]! };
+}
+
+/** Options for tls.createSecureContext from a server's ssl_* settings and its certificates. */
+export function secureContextOptions(config: TlsServerConfig, pairs: readonly CertificatePair[]): tls.SecureContextOptions {
+  const { minVersion, maxVersion } = versionRange(config.protocols);
+  // "HIGH:!aNULL:!MD5" (nginx's own default, and the seed's) admits CBC and
+  // CCM suites; we keep the operator's string when given, and Mozilla's
+  // intermediate list otherwise.
+  const ciphers = config.ciphers ?? INTERMEDIATE_CIPHERS;
+  return {
+    cert: pairs.map((p) => p.cert),
+    key: pairs.map((p) => p.key),
+    minVersion,
+    maxVersion,
+    ciphers: `${ciphers}:${TLS13_SUITES}`,
+    ecdhCurve: config.ecdhCurve ?? INTERMEDIATE_CURVES,
+    honorCipherOrder: config.preferServerCiphers,
+    sessionTimeout: Math.max(1, Math.floor(config.sessionTimeoutMs / 1000)),
+    // Without tickets, resumption uses session IDs (the cache below).
+    secureOptions: config.sessionTickets ? 0 : crypto.constants.SSL_OP_NO_TICKET,
+  };
+}
+
+/**
+ * Number of sessions an nginx-style cache spec holds ("shared:SSL:10m"):
+ * nginx stores about 4000 sessions per megabyte.
+ */
+export function sessionCacheCapacity(spec: string | undefined): number {
+  if (spec === undefined || spec === 'none' || spec === 'off') return 0;
+  let total = 0;
+  for (const part of spec.split(/\s+/)) {
+    const shared = /^shared:[^:]+:([0-9]+)([kKmM]?)$/.exec(part);
+    if (shared !== null) {
+      const bytes = +shared[1]! * (shared[2]!.toLowerCase() === 'm' ? 1024 * 1024 : shared[2]!.toLowerCase() === 'k' ? 1024 : 1);
+      total += Math.floor((bytes / (1024 * 1024)) * 4000);
+    } else if (part.startsWith('builtin')) {
+      total += +(part.split(':')[1] ?? 20480);
+    }
+  }
+  return total;
+}
+
+/** An LRU-ish session-ID cache with expiry, for tls.Server's newSession/resumeSession events. */
+export class SessionCache {
+  private readonly sessions = new Map<string, { data: Buffer; expires: number }>();
+
+  constructor(
+    private readonly capacity: number,
+    private readonly ttlMs: number,
+  ) {}
+
+  attach(server: tls.Server): void {
+    if (this.capacity === 0) return;
+    server.on('newSession', (id: Buffer, data: Buffer, done: () => void) => {
+      this.set(id.toString('hex'), data);
+      done();
+    });
+    server.on('resumeSession', (id: Buffer, done: (err: Error | null, data: Buffer | null) => void) => {
+      done(null, this.get(id.toString('hex')) ?? null);
+    });
+  }
+
+  private set(key: string, data: Buffer): void {
+    if (this.sessions.size >= this.capacity) {
+      const oldest = this.sessions.keys().next().value;
+      if (oldest !== undefined) this.sessions.delete(oldest);
+    }
+    this.sessions.set(key, { data, expires: Date.now() + this.ttlMs });
+  }
+
+  private get(key: string): Buffer | undefined {
+    const entry = this.sessions.get(key);
+    if (entry === undefined) return undefined;
+    if (entry.expires < Date.now()) {
+      this.sessions.delete(key);
+      return undefined;
+    }
+    return entry.data;
+  }
+}
+
+/** Rotates session ticket keys (when tickets are on) so no key lives longer than `periodMs`. */
+export function rotateTicketKeys(server: tls.Server, periodMs: number): NodeJS.Timeout {
+  server.setTicketKeys(crypto.randomBytes(48));
+  const timer = setInterval(() => server.setTicketKeys(crypto.randomBytes(48)), periodMs);
+  timer.unref();
+  return timer;
+}

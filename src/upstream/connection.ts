@@ -1,0 +1,359 @@
+/**
+ * One HTTP/1.1 connection to an upstream server: reads and frames responses,
+ * strictly (src/http/response-head.ts, chunked.ts), and reports them to its
+ * current user (the proxy's Exchange) through the UpstreamUser interface.
+ * Listeners are attached once per connection; per request there are no
+ * closures, only a user pointer swap.
+ *
+ * Framing errors, truncation and any byte the upstream sends while it should
+ * be silent make the connection unusable: it is never returned to the pool
+ * (RFC 9112 6.3).
+ */
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import { ChunkedDecoder } from '../http/chunked.js';
+import { ResponseHead, parseResponseHead } from '../http/response-head.js';
+import type { ServerState } from './server-state.js';
+
+export const enum UpstreamFailure {
+  /** TCP connect failed or was refused. */
+  Connect = 1,
+  /** Connection reset or closed before the response head was complete. */
+  Reset = 2,
+  /** The response head or framing was invalid. */
+  Invalid = 3,
+  /** The response body ended early (connection lost mid-body). */
+  Truncated = 4,
+}
+
+export interface UpstreamUser {
+  upstreamConnected(conn: UpstreamConnection): void;
+  /**
+   * The final response head arrived. `body` holds body bytes that came with
+   * it (already de-chunked), `complete` says the whole response is in hand.
+   */
+  upstreamHead(conn: UpstreamConnection, head: ResponseHead, body: Buffer | null, complete: boolean): void;
+  upstreamData(conn: UpstreamConnection, data: Buffer): void;
+  upstreamEnd(conn: UpstreamConnection): void;
+  upstreamError(conn: UpstreamConnection, failure: UpstreamFailure, message: string): void;
+  upstreamDrain(conn: UpstreamConnection): void;
+}
+
+const enum Phase {
+  Connecting,
+  Head,
+  Length,
+  Chunked,
+  UntilClose,
+  Tunnel,
+  Complete,
+  Idle,
+  Closed,
+}
+
+const MAX_RESPONSE_HEAD = 65536;
+const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
+
+let nextConnectionId = 1;
+
+export class UpstreamConnection {
+  readonly id = nextConnectionId++;
+  readonly socket: net.Socket;
+  readonly server: ServerState;
+  user: UpstreamUser | null = null;
+  readonly head = new ResponseHead();
+  /** Requests sent on this connection (1 while serving the first). */
+  requests = 0;
+  readonly createdAt: number;
+  idleSince = 0;
+  /** Last time bytes arrived from the upstream (for proxy_read_timeout). */
+  lastRead = 0;
+  /** Whether any byte of the current response has arrived. */
+  responseStarted = false;
+  /** The current request was HEAD: the response has no body whatever its headers say. */
+  expectNoBody = false;
+  /** The upstream said or did something that forbids reuse. */
+  reusable = true;
+  private phase = Phase.Connecting;
+  private pending: Buffer | null = null;
+  private remaining = 0;
+  private readonly chunked = new ChunkedDecoder();
+
+  constructor(server: ServerState, now: number, connectTimeoutMs: number) {
+    this.server = server;
+    this.createdAt = now;
+    this.lastRead = now;
+    const { host, port } = server.endpoint;
+    // proxy_pass https://: like nginx's default (proxy_ssl_verify off), the
+    // upstream certificate is not verified; SNI carries the host name.
+    const socket = server.tls
+      ? tls.connect({ host, port, servername: net.isIP(host) === 0 ? host : undefined, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'], timeout: connectTimeoutMs })
+      : net.connect({ host, port, noDelay: true, timeout: connectTimeoutMs });
+    this.socket = socket;
+    server.connections++;
+    socket.on(server.tls ? 'secureConnect' : 'connect', () => this.onConnect());
+    socket.on('data', (d: Buffer) => this.onData(d));
+    socket.on('end', () => this.onEnd());
+    socket.on('error', (err: NodeJS.ErrnoException) => this.onError(err));
+    socket.on('close', () => this.onClose());
+    socket.on('drain', () => this.user?.upstreamDrain(this));
+    socket.on('timeout', () => this.onConnectTimeout());
+  }
+
+  get connecting(): boolean {
+    return this.phase === Phase.Connecting;
+  }
+
+  get closed(): boolean {
+    return this.phase === Phase.Closed;
+  }
+
+  get tunnelling(): boolean {
+    return this.phase === Phase.Tunnel;
+  }
+
+  /** Prepares for a new request/response on this connection. */
+  startRequest(user: UpstreamUser, expectNoBody: boolean, now: number): void {
+    this.user = user;
+    this.requests++;
+    this.responseStarted = false;
+    this.expectNoBody = expectNoBody;
+    this.lastRead = now;
+    this.head.reset();
+    this.pending = null;
+    if (this.phase !== Phase.Connecting) this.phase = Phase.Head;
+  }
+
+  /** Switches to raw byte relay after a 101 response (WebSocket and other upgrades). */
+  startTunnel(): void {
+    this.phase = Phase.Tunnel;
+    this.reusable = false;
+    this.user = null; // the tunnel relays the socket's bytes itself
+  }
+
+  markIdle(now: number): void {
+    this.user = null;
+    this.phase = Phase.Idle;
+    this.idleSince = now;
+  }
+
+  destroy(): void {
+    this.reusable = false;
+    if (this.phase !== Phase.Closed) this.socket.destroy();
+  }
+
+  private onConnect(): void {
+    this.socket.setTimeout(0);
+    if (this.phase === Phase.Connecting) this.phase = Phase.Head;
+    this.user?.upstreamConnected(this);
+  }
+
+  private onConnectTimeout(): void {
+    // Only the connect phase uses the socket timeout; later phases are watched by the proxy's sweeper.
+    if (this.phase === Phase.Connecting) this.fail(UpstreamFailure.Connect, 'connect timed out');
+  }
+
+  private onData(data: Buffer): void {
+    this.lastRead = performance.now();
+    switch (this.phase) {
+      case Phase.Head:
+        this.responseStarted = true;
+        this.readHead(data);
+        return;
+      case Phase.Length:
+        this.readLength(data, 0);
+        return;
+      case Phase.Chunked:
+        this.readChunked(data, 0);
+        return;
+      case Phase.UntilClose:
+      case Phase.Tunnel:
+        this.user?.upstreamData(this, data);
+        return;
+      default:
+        // Bytes while idle or after a complete response: the upstream is not
+        // speaking HTTP as we understood it. Never reuse this connection.
+        this.reusable = false;
+        if (this.phase === Phase.Idle) this.destroy();
+    }
+  }
+
+  private readHead(data: Buffer): void {
+    let buf = data;
+    let searchFrom = 0;
+    if (this.pending !== null) {
+      searchFrom = Math.max(0, this.pending.length - 3);
+      buf = Buffer.concat([this.pending, data]);
+      this.pending = null;
+    }
+    for (;;) {
+      const i = buf.indexOf(CRLFCRLF, searchFrom);
+      if (i < 0) {
+        if (buf.length > MAX_RESPONSE_HEAD) return this.fail(UpstreamFailure.Invalid, 'upstream response head too large');
+        this.pending = buf;
+        return;
+      }
+      const head = this.head;
+      head.reset();
+      if (!parseResponseHead(buf.toString('latin1', 0, i), head)) return this.fail(UpstreamFailure.Invalid, head.error);
+      const bodyStart = i + 4;
+      if (head.status >= 100 && head.status < 200 && head.status !== 101) {
+        // Interim responses (100 Continue, 103 Early Hints) are not relayed, like nginx.
+        buf = buf.subarray(bodyStart);
+        searchFrom = 0;
+        if (buf.length === 0) return;
+        continue;
+      }
+      this.dispatchHead(buf, bodyStart);
+      return;
+    }
+  }
+
+  private dispatchHead(buf: Buffer, bodyStart: number): void {
+    const head = this.head;
+    const user = this.user!;
+    if (!head.keepAlive) this.reusable = false;
+    if (head.status === 101) {
+      this.phase = Phase.Tunnel;
+      this.reusable = false;
+      user.upstreamHead(this, head, bodyStart < buf.length ? buf.subarray(bodyStart) : null, false);
+      return;
+    }
+    if (this.expectNoBody || head.status === 204 || head.status === 304) {
+      if (bodyStart < buf.length) {
+        if (head.status === 204) return this.fail(UpstreamFailure.Invalid, 'upstream sent a body with 204');
+        this.reusable = false;
+      }
+      this.phase = Phase.Complete;
+      user.upstreamHead(this, head, null, true);
+      return;
+    }
+    if (head.chunked) {
+      this.phase = Phase.Chunked;
+      this.chunked.reset();
+      user.upstreamHead(this, head, null, false);
+      if (this.phase === Phase.Chunked && bodyStart < buf.length) this.readChunked(buf, bodyStart);
+      return;
+    }
+    if (head.contentLength >= 0) {
+      const available = buf.length - bodyStart;
+      if (available >= head.contentLength) {
+        if (available > head.contentLength) this.reusable = false;
+        this.phase = Phase.Complete;
+        user.upstreamHead(this, head, head.contentLength > 0 ? buf.subarray(bodyStart, bodyStart + head.contentLength) : null, true);
+        return;
+      }
+      this.phase = Phase.Length;
+      this.remaining = head.contentLength - available;
+      user.upstreamHead(this, head, available > 0 ? buf.subarray(bodyStart) : null, false);
+      return;
+    }
+    // No framing: the body runs until the upstream closes (RFC 9112 6.3 rule 8).
+    this.phase = Phase.UntilClose;
+    this.reusable = false;
+    user.upstreamHead(this, head, bodyStart < buf.length ? buf.subarray(bodyStart) : null, false);
+  }
+
+  private readLength(data: Buffer, start: number): void {
+    const available = data.length - start;
+    const user = this.user!;
+    if (available < this.remaining) {
+      this.remaining -= available;
+      user.upstreamData(this, start === 0 ? data : data.subarray(start));
+      return;
+    }
+    if (available > this.remaining) this.reusable = false;
+    const end = start + this.remaining;
+    this.remaining = 0;
+    this.phase = Phase.Complete;
+    if (end > start) user.upstreamData(this, data.subarray(start, end));
+    if (this.user === user) user.upstreamEnd(this);
+  }
+
+  private readChunked(data: Buffer, start: number): void {
+    const decoder = this.chunked;
+    const user = this.user!;
+    let offset = start;
+    while (offset < data.length) {
+      offset = decoder.execute(data, offset);
+      if (decoder.failed) return this.fail(UpstreamFailure.Invalid, `invalid chunked encoding: ${decoder.error}`);
+      if (decoder.spanEnd > decoder.spanStart) {
+        user.upstreamData(this, data.subarray(decoder.spanStart, decoder.spanEnd));
+        if (this.user !== user) return;
+      }
+      if (decoder.done) {
+        if (offset < data.length) this.reusable = false;
+        this.phase = Phase.Complete;
+        user.upstreamEnd(this);
+        return;
+      }
+    }
+  }
+
+  private onEnd(): void {
+    switch (this.phase) {
+      case Phase.UntilClose:
+        this.phase = Phase.Complete;
+        this.user?.upstreamEnd(this);
+        break;
+      case Phase.Head:
+        this.fail(UpstreamFailure.Reset, this.responseStarted ? 'upstream closed the connection in the response head' : 'upstream closed the connection before responding');
+        break;
+      case Phase.Length:
+      case Phase.Chunked:
+        this.fail(UpstreamFailure.Truncated, 'upstream closed the connection in the response body');
+        break;
+      case Phase.Tunnel:
+        this.user?.upstreamEnd(this);
+        break;
+    }
+    this.reusable = false;
+    // Half-open is never useful to us: finish closing.
+    if (this.phase !== Phase.Tunnel) this.socket.destroy();
+  }
+
+  private onError(err: NodeJS.ErrnoException): void {
+    const message = `${err.code ?? 'error'}: ${err.message}`;
+    switch (this.phase) {
+      case Phase.Connecting:
+        this.fail(UpstreamFailure.Connect, message);
+        break;
+      case Phase.Head:
+        this.fail(UpstreamFailure.Reset, message);
+        break;
+      case Phase.Length:
+      case Phase.Chunked:
+      case Phase.UntilClose:
+      case Phase.Tunnel:
+        this.fail(UpstreamFailure.Truncated, message);
+        break;
+      default:
+        this.reusable = false;
+    }
+  }
+
+  private onClose(): void {
+    const wasPhase = this.phase;
+    this.phase = Phase.Closed;
+    this.reusable = false;
+    this.server.connections--;
+    this.server.pool?.forget(this);
+    // A close without 'end' or 'error' (destroy() by us) needs no report;
+    // one that interrupts a response does.
+    if (this.user !== null && wasPhase !== Phase.Complete && wasPhase !== Phase.Idle && wasPhase !== Phase.Closed) {
+      const user = this.user;
+      this.user = null;
+      const failure = wasPhase === Phase.Connecting ? UpstreamFailure.Connect : wasPhase === Phase.Head ? UpstreamFailure.Reset : UpstreamFailure.Truncated;
+      user.upstreamError(this, failure, 'upstream connection closed');
+    }
+  }
+
+  private fail(failure: UpstreamFailure, message: string): void {
+    this.reusable = false;
+    const user = this.user;
+    this.user = null;
+    this.phase = Phase.Closed;
+    this.socket.destroy();
+    user?.upstreamError(this, failure, message);
+  }
+}
