@@ -77,6 +77,19 @@ async function checkBackends(b: Backends): Promise<void> {
   }
 }
 
+/**
+ * Connections the backends have accepted so far (all three ports: one nginx
+ * worker), not counting the connection of this query itself. The difference
+ * over a run is the number of connections the proxy opened to its backends.
+ */
+export async function backendAccepts(b: Backends): Promise<number> {
+  const r = await httpRequest(b.ports[0], '/bench-backend-status');
+  // "Active connections: 3 \nserver accepts handled requests\n 17 17 25 \n..."
+  const m = r.body.toString().match(/^\s*(\d+)\s+\d+\s+\d+\s*$/m);
+  if (r.status !== 200 || !m) throw new Error(`backend status: ${r.status} ${r.body.toString().slice(0, 80)}`);
+  return Number(m[1]) - 1;
+}
+
 /** Current size of the upload log: pass it to readUploadLog to see only newer entries. */
 export function uploadLogOffset(b: Backends): number {
   return existsSync(b.uploadLogPath) ? statSync(b.uploadLogPath).size : 0;

@@ -93,6 +93,14 @@ function treeStats(rootPid: number): ProcStat[] {
 }
 
 /**
+ * CPU ticks of this process's children that have exited and been reaped:
+ * over a window in which only wrk ran and exited, that is wrk's CPU time.
+ */
+export function reapedChildTicks(): number {
+  return readStat(process.pid)?.childTicks ?? 0;
+}
+
+/**
  * Live (non-zombie) members of a process group. Zombies are ignored: an
  * orphaned worker killed with its group waits for init to reap it, and it
  * uses no resources in the meantime.
@@ -239,19 +247,6 @@ export function openFileLimit(pid: number | 'self' = 'self'): { soft: number; ha
   return { soft: num(m?.[1]), hard: num(m?.[2]) };
 }
 
-/**
- * TCP connections actively opened (connect()) so far in this network
- * namespace, from /proc/net/snmp. The difference over a run, minus the
- * client's own connects, is how many upstream connections the proxy opened:
- * with a working keep-alive pool that is close to zero.
- */
-export function tcpActiveOpens(): number {
-  const lines = readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Tcp:'));
-  const names = lines[0]?.split(/\s+/) ?? [];
-  const values = lines[1]?.split(/\s+/) ?? [];
-  const i = names.indexOf('ActiveOpens');
-  return i >= 0 ? Number(values[i]) : NaN;
-}
 
 /**
  * CPU ticks consumed by the benchmark: everything in its process groups,

@@ -115,6 +115,7 @@ function throughputSection(s: ScenarioOutcome, all: readonly ScenarioOutcome[]):
     'PSS MiB',
     'upstream connects/req',
     `core ${LOAD_CPUS} / ${PROXY_CPUS} busy`,
+    `core ${LOAD_CPUS}: wrk + backends`,
     'req/s per run',
     'errors',
   );
@@ -134,6 +135,7 @@ function throughputSection(s: ScenarioOutcome, all: readonly ScenarioOutcome[]):
       fmtNum(med(runs, (r) => r.pssMiB), 1),
       fmtNum(med(runs, (r) => r.upstreamConnectsPerReq), 2),
       coreCell(runs),
+      `${fmtPercent(med(runs, (r) => r.wrkCpuPct))} + ${fmtPercent(med(runs, (r) => r.backendCpuPct))}`,
       runs.map((r) => fmtKilo(r.reqPerSec)).join(', '),
       errorCell(o, runs),
     );

@@ -80,7 +80,8 @@ function describe(m: RunMeasurement): string {
       return (
         `${fmtInt(m.reqPerSec)} req/s  p50 ${fmtLatency(m.p50Us)}  p99 ${fmtLatency(m.p99Us)}  ` +
         `${fmtNum(m.cpuUsPerReq)} µs CPU/req  RSS ${fmtNum(m.rssMiB)} MiB  ` +
-        `cores ${m.coreBusy.map(fmtPercent).join('/')}  other ${fmtPercent(m.otherCpuPct)}${err}`
+        `cores ${m.coreBusy.map(fmtPercent).join('/')} (wrk ${fmtPercent(m.wrkCpuPct)}, ` +
+        `backends ${fmtPercent(m.backendCpuPct)})  other ${fmtPercent(m.otherCpuPct)}${err}`
       );
     case 'upload':
       return (

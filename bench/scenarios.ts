@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ONE_MB_BYTES, uploadLogOffset, waitForUploadLog, type Backends } from './backends.js';
+import { backendAccepts, ONE_MB_BYTES, uploadLogOffset, waitForUploadLog, type Backends } from './backends.js';
 import type { ScenarioName } from './cli.js';
 import type { IdleFinal, IdleReady } from './clients/idle.js';
 import type { UploadReport } from './clients/upload.js';
@@ -15,10 +15,10 @@ import {
   benchmarkCpuTicks,
   coreBusyPercent,
   readCoreTimes,
+  reapedChildTicks,
   RssSampler,
   sampleTree,
   stealPercent,
-  tcpActiveOpens,
   treePssKb,
 } from './procfs.js';
 import { startProxy, type ProxyDef, type RunningProxy } from './proxies.js';
@@ -165,8 +165,8 @@ export interface ThroughputRun {
   pssMiB: number;
   transferMBps: number;
   /**
-   * Upstream connections opened per request: TCP connects during the run
-   * minus wrk's own. Near 0 when the proxy reuses backend connections.
+   * Upstream connections opened per request (accepted by the backends during
+   * the run). Near 0 when the proxy reuses its backend connections.
    */
   upstreamConnectsPerReq: number;
   /** Busy percent per core during the measured run. */
@@ -174,6 +174,9 @@ export interface ThroughputRun {
   stealPct: number;
   /** CPU used by processes outside the benchmark, in % of one core. */
   otherCpuPct: number;
+  /** What kept the load core busy, in % of one core: wrk, and the backends. */
+  wrkCpuPct: number;
+  backendCpuPct: number;
   errors: string;
 }
 
@@ -277,20 +280,23 @@ async function measureThroughput(s: Session, sc: ThroughputScenario, proxy: Runn
   // Unmeasured warm-up: JIT, upstream keep-alive pools, lazily grown buffers.
   if (s.warmupSec > 0) await runWrk({ ...load, durationSec: s.warmupSec }, LOAD_CPUS, false);
 
+  const acceptsBefore = await backendAccepts(s.backends);
   const others = new OtherCpuMeter(s.clockTicks);
   const before = sampleTree(proxy.pid);
+  const backendsBefore = sampleTree(s.backends.proc.pid);
+  const wrkBefore = reapedChildTicks();
   const coresBefore = readCoreTimes();
-  const opensBefore = tcpActiveOpens();
+  const startedAt = performance.now();
   const wrk = await runWrk(load, LOAD_CPUS);
-  const opensAfter = tcpActiveOpens();
+  const seconds = (performance.now() - startedAt) / 1000;
   const coresAfter = readCoreTimes();
+  const wrkTicks = reapedChildTicks() - wrkBefore;
+  const backendsAfter = sampleTree(s.backends.proc.pid);
   const after = sampleTree(proxy.pid);
   const otherCpuPct = others.stop();
-
-  // wrk connects once per connection, and again after every "Connection: close".
-  const closesEachTime = (sc.headers ?? []).some((h) => /^connection:\s*close$/i.test(h));
-  const wrkConnects = sc.connections + (closesEachTime ? wrk.requests : 0);
-  const upstreamConnects = Math.max(0, opensAfter - opensBefore - wrkConnects);
+  const acceptsAfter = await backendAccepts(s.backends);
+  const upstreamConnects = acceptsAfter - acceptsBefore;
+  const pctOfCore = (ticks: number) => (100 * ticks) / s.clockTicks / seconds;
 
   const cpuSec = Math.max(0, after.cpuTicks - before.cpuTicks) / s.clockTicks;
   return {
@@ -306,6 +312,8 @@ async function measureThroughput(s: Session, sc: ThroughputScenario, proxy: Runn
     coreBusy: coreBusyPercent(coresBefore, coresAfter),
     stealPct: stealPercent(coresBefore, coresAfter),
     otherCpuPct,
+    wrkCpuPct: pctOfCore(wrkTicks),
+    backendCpuPct: pctOfCore(backendsAfter.cpuTicks - backendsBefore.cpuTicks),
     errors: joinErrors(wrkErrorSummary(wrk), wrk.requests === 0 ? 'no requests completed' : '', diedError(proxy)),
   };
 }
