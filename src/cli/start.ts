@@ -2,11 +2,25 @@
  * `fulcrum start`: runs the proxy in the foreground until a signal stops it.
  */
 import { ConfigError, formatDiagnostic } from '../config/errors.js';
-import type { ConfigFormat } from '../config/load.js';
+import * as os from 'node:os';
+import { loadConfig, type ConfigFormat } from '../config/load.js';
+import { runSupervisor } from '../lifecycle/supervisor.js';
 import { log } from '../log/error-log.js';
 import { Runtime } from '../runtime/runtime.js';
 
+/** worker_processes: 'auto' is one worker per CPU the process may use. */
+export function workerCount(setting: 'auto' | number): number {
+  return setting === 'auto' ? os.availableParallelism() : setting;
+}
+
 export async function runStart(configPath: string, format: ConfigFormat | undefined): Promise<number> {
+  let workers = 1;
+  try {
+    workers = workerCount(loadConfig(configPath, { format }).config.worker_processes);
+  } catch {
+    // Reported with every detail by the start below.
+  }
+  if (workers > 1) return runSupervisor({ configPath, format, workers });
   const runtime = new Runtime({ configPath, format });
   try {
     await runtime.start();

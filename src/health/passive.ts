@@ -27,9 +27,45 @@ export interface HealthEvent {
   source: 'passive' | 'active' | 'admin';
   reason: string;
   at: number;
+  /** Applied from another worker's report: logged there, not again here. */
+  remote?: boolean;
 }
 
 const listeners: HealthListener[] = [];
+
+/**
+ * A passive-health state change, as shared between worker processes: every
+ * worker applies the same operations, so all agree on which servers are out
+ * (what nginx needs a shared-memory `zone` for). Changes are rare (failures,
+ * window starts, recoveries), so one IPC message each costs nothing.
+ */
+export interface PassiveOp {
+  kind: 'failure' | 'window' | 'reset';
+  key: string;
+  reason?: string;
+}
+
+let opSink: ((op: PassiveOp) => void) | undefined;
+
+/** Where local changes are published (the worker's channel to the supervisor). */
+export function setPassiveOpSink(sink: ((op: PassiveOp) => void) | undefined): void {
+  opSink = sink;
+}
+
+/** Applies a change made by another worker, without publishing it again. */
+export function applyPassiveOp(server: ServerState, op: PassiveOp, now: number): void {
+  const sink = opSink;
+  opSink = undefined;
+  applyingRemote = true;
+  try {
+    if (op.kind === 'failure') recordFailure(server, now, op.reason ?? 'failure in another worker', false);
+    else if (op.kind === 'window') server.checked = now;
+    else resetFailures(server, now);
+  } finally {
+    opSink = sink;
+    applyingRemote = false;
+  }
+}
 
 /** Subscribe to health transitions (logs, metrics, status page). */
 export function onHealthEvent(listener: HealthListener): () => void {
@@ -40,18 +76,31 @@ export function onHealthEvent(listener: HealthListener): () => void {
   };
 }
 
+let applyingRemote = false;
+
 export function emitHealthEvent(event: HealthEvent): void {
+  if (applyingRemote) event.remote = true;
   for (const l of listeners) l(event);
 }
 
 export function noteSelected(server: ServerState, now: number): void {
   // A new fail_timeout window starts. For a failed server this is its one
   // trial request: until it succeeds, isFailed() is true again for others.
-  if (now - server.checked > server.failTimeoutMs) server.checked = now;
+  if (now - server.checked > server.failTimeoutMs) {
+    server.checked = now;
+    if (server.fails !== 0) opSink?.({ kind: 'window', key: server.key });
+  }
 }
 
 export function noteFailure(server: ServerState, now: number, reason: string): void {
-  server.failures++;
+  recordFailure(server, now, reason, true);
+}
+
+function recordFailure(server: ServerState, now: number, reason: string, local: boolean): void {
+  if (local) {
+    server.failures++;
+    opSink?.({ kind: 'failure', key: server.key, reason });
+  }
   server.fails++;
   server.accessed = now;
   server.checked = now;
@@ -68,11 +117,16 @@ export function noteFailure(server: ServerState, now: number, reason: string): v
 }
 
 export function noteSuccess(server: ServerState, now: number): void {
-  if (server.accessed < server.checked) {
-    server.fails = 0;
-    if (server.failedSince !== 0) {
-      server.failedSince = 0;
-      emitHealthEvent({ server, state: 'up', source: 'passive', reason: 'a request succeeded after fail_timeout', at: now });
-    }
+  if (server.accessed < server.checked && server.fails !== 0) {
+    opSink?.({ kind: 'reset', key: server.key });
+    resetFailures(server, now);
+  }
+}
+
+function resetFailures(server: ServerState, now: number): void {
+  server.fails = 0;
+  if (server.failedSince !== 0) {
+    server.failedSince = 0;
+    emitHealthEvent({ server, state: 'up', source: 'passive', reason: 'a request succeeded after fail_timeout', at: now });
   }
 }

@@ -494,7 +494,9 @@ export class Exchange implements UpstreamUser, VariableContext {
 
   private relayHead(head: ResponseHead, body: Buffer | null, complete: boolean, conn: UpstreamConnection): void {
     const headers = this.down.responseHeaders();
-    const hide = this.proxy!.hideResponseHeaders;
+    const proxy = this.proxy!;
+    const hide = proxy.hideResponseHeaders;
+    const rewrite = proxy.redirectRewrite;
     const tokens = head.connectionTokens;
     const names = head.names;
     const lower = head.lower;
@@ -502,7 +504,9 @@ export class Exchange implements UpstreamUser, VariableContext {
     for (let i = 0; i < names.length; i++) {
       const l = lower[i]!;
       if (hide.has(l) || (tokens !== null && tokens.includes(l))) continue;
-      headers.add(names[i]!, values[i]!);
+      let value = values[i]!;
+      if (rewrite !== undefined && (l === 'location' || l === 'refresh') && value.includes(rewrite.from)) value = value.replace(rewrite.from, rewrite.to);
+      headers.add(names[i]!, value);
     }
     this.addConfiguredHeaders(headers, head.status);
     if (this.location!.settings.debugHeader) headers.add('X-Fulcrum-Upstream', this.upstreamAddr);

@@ -451,7 +451,10 @@ class Compiler {
       httpVersion: get('proxy_http_version') ?? '1.1',
       requestBuffering: get('proxy_request_buffering') ?? true,
       buffering: get('proxy_buffering') ?? true,
-      redirectDefault: (get('proxy_redirect') ?? 'default') === 'default' && uriReplacement !== undefined,
+      redirectRewrite:
+        (get('proxy_redirect') ?? 'default') === 'default' && uriReplacement !== undefined
+          ? { from: `${scheme}://${hostPort}${uriReplacement.replacement}`, to: uriReplacement.prefix }
+          : undefined,
     };
   }
 

@@ -24,7 +24,11 @@ import type { ListenerSpec, RuntimeTable } from './table.js';
 export interface RuntimeOptions {
   configPath: string;
   format?: ConfigFormat | undefined;
+  /** 'worker' under a supervisor: it logs the cluster-wide "ready"/"reloaded", workers log their own. */
+  role?: 'single' | 'worker';
 }
+
+export type ReloadResult = { ok: true } | { ok: false; error: string };
 
 export class Runtime {
   table: RuntimeTable | undefined;
@@ -38,6 +42,7 @@ export class Runtime {
   constructor(readonly options: RuntimeOptions) {
     this.tracker.onSweep((now) => this.registry.sweep(now));
     onHealthEvent((e) => {
+      if (e.remote === true) return;
       log().warn({ upstream: e.server.upstream, server: e.server.address, state: e.state, source: e.source, reason: e.reason }, e.state === 'down' ? 'upstream server marked down' : 'upstream server back up');
     });
   }
@@ -50,19 +55,21 @@ export class Runtime {
     activate();
     await this.applyTable(table, opened);
     this.tracker.start();
-    log().info({ generation: table.generation, listeners: [...this.listeners.values()].map((l) => `${l.scheme}://${l.key}`) }, 'ready');
+    log().info({ generation: table.generation, listeners: [...this.listeners.values()].map((l) => `${l.scheme}://${l.key}`) }, this.worker ? 'worker ready' : 'ready');
   }
 
-  /** Reloads from the config file. Returns false (and keeps the old configuration) when the new one is invalid. */
-  async reload(): Promise<boolean> {
-    if (this.stopping) return false;
+  private get worker(): boolean {
+    return this.options.role === 'worker';
+  }
+
+  /** Reloads from the config file. On any problem the old configuration keeps serving. */
+  async reload(): Promise<ReloadResult> {
+    if (this.stopping) return { ok: false, error: 'stopping' };
     let built: ReturnType<Runtime['build']>;
     try {
       built = this.build();
     } catch (err) {
-      const message = err instanceof ConfigError ? err.message : (err as Error).message;
-      log().error({ error: message }, 'reload failed');
-      return false;
+      return this.reloadFailed(err instanceof ConfigError ? err.message : (err as Error).message);
     }
     const { table, activate, warnings } = built;
     for (const w of warnings) log().warn({ directive: w.directive }, formatDiagnostic(w));
@@ -76,22 +83,26 @@ export class Runtime {
       }
       opened = await this.bindNew(table.listeners);
     } catch (err) {
-      log().error({ error: (err as Error).message }, 'reload failed');
-      return false;
+      return this.reloadFailed((err as Error).message);
     }
     for (const commit of commits) commit();
     activate();
     this.tracker.drainAll();
     await this.applyTable(table, opened);
-    log().info({ generation: table.generation }, 'reloaded');
-    return true;
+    log().info({ generation: table.generation }, this.worker ? 'worker reloaded' : 'reloaded');
+    return { ok: true };
+  }
+
+  private reloadFailed(error: string): ReloadResult {
+    log().error({ error }, this.worker ? 'worker reload failed' : 'reload failed');
+    return { ok: false, error };
   }
 
   /** Stops accepting, lets requests in flight finish (up to worker_shutdown_timeout), then closes everything. */
   async shutdown(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    log().info({}, 'stopping');
+    if (!this.worker) log().info({}, 'stopping');
     await Promise.all([...this.listeners.values()].map((l) => l.close()));
     const deadline = performance.now() + (this.table?.shutdownTimeoutMs ?? 30_000);
     while (this.tracker.closeIdle() > 0 && performance.now() < deadline) await sleep(50);
@@ -100,7 +111,7 @@ export class Runtime {
     this.tracker.stop();
     for (const state of this.registry.all()) state.pool?.closeAll();
     this.logSinks.flushAll();
-    log().info({}, 'stopped');
+    if (!this.worker) log().info({}, 'stopped');
   }
 
   private build(): ReturnType<typeof compile> {

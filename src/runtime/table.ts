@@ -93,7 +93,11 @@ export interface ProxyRuntime {
   httpVersion: '1.0' | '1.1';
   requestBuffering: boolean;
   buffering: boolean;
-  redirectDefault: boolean;
+  /**
+   * nginx's `proxy_redirect default`: a Location or Refresh header starting
+   * with the proxy_pass URL is rewritten to start with the location prefix.
+   */
+  redirectRewrite: { from: string; to: string } | undefined;
 }
 
 export interface ReturnRuntime {

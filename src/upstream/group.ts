@@ -118,6 +118,10 @@ export class ServerRegistry {
     }
   }
 
+  get(key: string): ServerState | undefined {
+    return this.states.get(key);
+  }
+
   all(): IterableIterator<ServerState> {
     return this.states.values();
   }
