@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { liveGroupMembers } from './procfs.js';
 
 export interface StartOptions {
-  /** `taskset -c` CPU list, e.g. "0" or "1"; undefined runs unpinned. */
+  /** `taskset -c` CPU list, e.g. "0" or "0-1"; undefined inherits the harness's affinity. */
   cpus?: string | undefined;
   cwd?: string;
   env?: NodeJS.ProcessEnv;
@@ -117,8 +117,8 @@ export class ManagedProcess {
 
   /**
    * SIGTERM (a graceful stop for nginx, HAProxy and fulcrum), then SIGKILL to
-   * the whole group if it has not exited within graceMs. The group is killed
-   * in any case so that no worker is left behind by a master that died first.
+   * the whole group if it has not exited within graceMs. Returns only once
+   * the whole group is gone, workers included.
    */
   async stop(graceMs = 5000): Promise<void> {
     if (!this.hasExited) signalProcess(this.pid, 'SIGTERM');
@@ -231,8 +231,8 @@ export async function runBounded(
 
 /**
  * Makes sure every spawned process dies with the harness: on normal exit, on
- * Ctrl-C / SIGTERM, and on an uncaught error. onExit runs first (temp dir
- * removal), and must be synchronous.
+ * Ctrl-C / SIGTERM, and on an uncaught error. onExit (temp dir removal) runs
+ * after the processes are killed, and must be synchronous.
  */
 export function installCleanupHandlers(onExit: () => void): void {
   let cleaned = false;
@@ -240,6 +240,7 @@ export function installCleanupHandlers(onExit: () => void): void {
     if (cleaned) return;
     cleaned = true;
     killAllSync();
+    killLeftovers();
     onExit();
   };
   process.on('exit', cleanup);

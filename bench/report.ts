@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import type { Options, ProxyName } from './cli.js';
 import type { IdleRun, RunMeasurement, Scenario, ThroughputRun, UploadRun } from './scenarios.js';
 import { fmtInt, fmtKilo, fmtLatency, fmtNum, fmtPercent, fmtRatio, median } from './stats.js';
-import { LOAD_CPUS, PROXY_CPUS, type MachineInfo } from './system.js';
+import { LOAD_CORE, LOAD_CPUS, PROXY_CORE, PROXY_CPUS, type MachineInfo } from './system.js';
 
 export interface ProxyOutcome {
   proxy: ProxyName;
@@ -73,7 +73,7 @@ function errorCell(o: ProxyOutcome, runs: readonly { errors: string }[]): string
 /** Median busy percent of the load core / the proxy core. */
 function coreCell(runs: readonly { coreBusy: number[] }[]): string {
   const core = (i: number) => fmtPercent(med(runs, (r) => r.coreBusy[i] ?? NaN));
-  return `${core(0)} / ${core(1)}`;
+  return `${core(LOAD_CORE)} / ${core(PROXY_CORE)}`;
 }
 
 function outcomeFor(s: ScenarioOutcome, proxy: ProxyName): ProxyOutcome | undefined {
@@ -163,8 +163,8 @@ function saturationNotes(s: ScenarioOutcome): string[] {
   const bothBusy: string[] = [];
   for (const o of s.outcomes) {
     const runs = runsOf(o, 'throughput');
-    const loadSaturated = runs.filter((r) => (r.coreBusy[0] ?? 0) >= SATURATED_PCT);
-    const proxyIdle = loadSaturated.filter((r) => (r.coreBusy[1] ?? 100) < PROXY_NOT_SATURATED_PCT).length;
+    const loadSaturated = runs.filter((r) => (r.coreBusy[LOAD_CORE] ?? 0) >= SATURATED_PCT);
+    const proxyIdle = loadSaturated.filter((r) => (r.coreBusy[PROXY_CORE] ?? 100) < PROXY_NOT_SATURATED_PCT).length;
     const proxyBusy = loadSaturated.length - proxyIdle;
     if (proxyIdle > 0) loadBound.push(`${o.proxy} (${proxyIdle}/${runs.length} runs)`);
     if (proxyBusy > 0) bothBusy.push(`${o.proxy} (${proxyBusy}/${runs.length} runs)`);

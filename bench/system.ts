@@ -10,9 +10,12 @@ import { openFileLimit } from './procfs.js';
 import { REPO_ROOT } from './paths.js';
 
 /** wrk, the backends and the helper clients share this core... */
-export const LOAD_CPUS = '0';
+export const LOAD_CORE = 0;
 /** ...so that this one runs nothing but the proxy under test. */
-export const PROXY_CPUS = '1';
+export const PROXY_CORE = 1;
+/** The same, as `taskset -c` lists. */
+export const LOAD_CPUS = String(LOAD_CORE);
+export const PROXY_CPUS = String(PROXY_CORE);
 
 /**
  * All CPUs of the machine, whatever this process's affinity (nproc and

@@ -11,6 +11,7 @@ import { ListenerCertificates } from '../tls/certificate-store.js';
 import { SessionCache, rotateTicketKeys, sessionCacheCapacity } from '../tls/context.js';
 import type { ConnectionTracker } from './connection-tracker.js';
 import { Http1Connection, type ListenerContext } from './http1-connection.js';
+import { Http2Connection } from './http2-session.js';
 
 const TICKET_KEY_ROTATION_MS = 3_600_000;
 
@@ -33,7 +34,7 @@ export class Listener implements ListenerContext {
       const tlsServer = tls.createServer({
         ...this.certificates.defaultOptions,
         SNICallback: this.certificates.sniCallback,
-        ALPNProtocols: ['http/1.1'],
+        ALPNProtocols: spec.http2 ? ['h2', 'http/1.1'] : ['http/1.1'],
         allowHalfOpen: true,
         noDelay: true,
         handshakeTimeout: 10_000,
@@ -42,11 +43,11 @@ export class Listener implements ListenerContext {
         new SessionCache(sessionCacheCapacity(first.sessionCache), first.sessionTimeoutMs).attach(tlsServer);
         if (first.sessionTickets) this.ticketTimer = rotateTicketKeys(tlsServer, TICKET_KEY_ROTATION_MS);
       }
-      tlsServer.on('secureConnection', (socket: tls.TLSSocket) => this.accept(socket));
+      tlsServer.on('secureConnection', (socket: tls.TLSSocket) => this.accept(socket, socket.alpnProtocol === 'h2'));
       tlsServer.on('tlsClientError', (_err, socket) => socket.destroy());
       this.server = tlsServer;
     } else {
-      this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket));
+      this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket, false));
     }
     this.server.on('error', () => undefined);
   }
@@ -88,13 +89,14 @@ export class Listener implements ListenerContext {
     };
   }
 
-  private accept(socket: net.Socket): void {
+  private accept(socket: net.Socket, h2: boolean): void {
     if (this.tracker.full) {
       // worker_connections reached: refuse cleanly rather than degrade everyone.
       socket.destroy();
       return;
     }
-    new Http1Connection(socket, this, performance.now());
+    if (h2) new Http2Connection(socket, this);
+    else new Http1Connection(socket, this, performance.now());
   }
 
   close(): Promise<void> {

@@ -506,7 +506,8 @@ class Compiler {
         const key = `${host.includes(':') ? `[${host}]` : host}:${l.port}`;
         let g = byKey.get(key);
         if (g === undefined) {
-          g = { host, port: l.port, ssl: l.ssl, http2: l.http2 || sc.http2 === true, backlog: l.backlog, entries: [], defaultServer: undefined, tls: [] };
+          // HTTP/2 is offered on TLS listeners unless a server says `http2 off` (nginx needs `http2 on`).
+          g = { host, port: l.port, ssl: l.ssl, http2: l.ssl && (l.http2 || sc.http2 !== false), backlog: l.backlog, entries: [], defaultServer: undefined, tls: [] };
           byKey.set(key, g);
         } else if (g.ssl !== l.ssl) {
           return this.error(p, `listen ${key}: "ssl" must be set on every server that listens on it or on none`);

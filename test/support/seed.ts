@@ -194,3 +194,10 @@ export function rssBytes(pid: number): number | undefined {
     return undefined;
   }
 }
+
+/** Requests a backend counted (read from it directly, not through fulcrum): all of them, or those for one path as sent (e.g. `/api/slow`). */
+export async function backendCount(port: number, path?: string): Promise<number> {
+  const r = await request({ port, path: '/count', timeoutMs: 5000 });
+  const counts = JSON.parse(r.body.toString()) as { total: number; paths: Record<string, number> };
+  return path === undefined ? counts.total : (counts.paths[path] ?? 0);
+}

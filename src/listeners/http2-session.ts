@@ -1,0 +1,276 @@
+/**
+ * HTTP/2 from clients on TLS listeners (ALPN "h2"), proxied to HTTP/1.1
+ * upstreams. node:http2 does the framing (and resets streams that carry
+ * connection-specific headers, RFC 9113 8.2.2); each stream becomes an
+ * Exchange through the Downstream interface, exactly like an HTTP/1.1
+ * request. `:authority` becomes the Host (RFC 9113 8.3.1).
+ *
+ * Reload sends GOAWAY, so clients open a new connection for new streams while
+ * streams in flight finish.
+ */
+import * as http2 from 'node:http2';
+import type { Socket } from 'node:net';
+import { RequestHead } from '../http/request-head.js';
+import { HeaderList, type Downstream } from '../proxy/downstream.js';
+import { Exchange, type ExchangeHost } from '../proxy/exchange.js';
+import { hostWithoutPort } from '../router/server-names.js';
+import type { TrackedConnection } from './connection-tracker.js';
+import type { ListenerContext } from './http1-connection.js';
+
+/** Headers that are never valid in HTTP/2 (RFC 9113 8.2.2); fulcrum strips them from responses. */
+const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings']);
+const PSEUDO_METHOD = ':method';
+const PSEUDO_PATH = ':path';
+const PSEUDO_AUTHORITY = ':authority';
+
+/** One shared http2 server object does the protocol work for every h2 connection of the process. */
+let protocolServer: http2.Http2Server | undefined;
+
+function h2Server(): http2.Http2Server {
+  if (protocolServer === undefined) {
+    protocolServer = http2.createServer({ maxSessionMemory: 10, settings: { maxConcurrentStreams: 128 } });
+    // node:http2 creates the session synchronously inside emit('connection'),
+    // so the connection being handed over is known here.
+    protocolServer.on('session', (session: http2.ServerHttp2Session) => {
+      const owner = handingOver;
+      if (owner === undefined) return session.destroy();
+      owner.attach(session);
+    });
+  }
+  return protocolServer;
+}
+
+let handingOver: Http2Connection | undefined;
+
+let nextId = 1_000_000_000;
+
+/** An HTTP/2 client connection: tracks its streams for timeouts and draining. */
+export class Http2Connection implements TrackedConnection {
+  readonly connectionId = nextId++;
+  private session: http2.ServerHttp2Session | undefined;
+  readonly streams = new Set<Http2StreamDownstream>();
+  requestCount = 0;
+  private draining = false;
+
+  constructor(
+    readonly socket: Socket,
+    readonly listener: ListenerContext,
+  ) {
+    listener.tracker.add(this);
+    handingOver = this;
+    try {
+      h2Server().emit('connection', socket);
+    } finally {
+      handingOver = undefined;
+    }
+  }
+
+  attach(session: http2.ServerHttp2Session): void {
+    this.session = session;
+    session.on('stream', (stream, headers) => this.onStream(stream, headers));
+    session.on('close', () => this.listener.tracker.remove(this));
+    session.on('error', () => undefined);
+    if (this.draining) session.goaway();
+  }
+
+  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    this.requestCount++;
+    const down = new Http2StreamDownstream(this, stream);
+    const head = requestHeadFromH2(headers);
+    const ex = new Exchange(down, down, head, performance.now(), 0);
+    down.exchange = ex;
+    this.streams.add(down);
+    if (head.error !== '') {
+      ex.server = this.listener.spec.servers.defaultServer;
+      return ex.reject(400);
+    }
+    const match = this.listener.spec.servers.find(head.host === undefined ? '' : hostWithoutPort(head.host));
+    stream.on('data', (chunk: Buffer) => down.onData(chunk));
+    stream.on('end', () => down.onEnd());
+    stream.on('close', () => down.onClose());
+    stream.on('error', () => undefined);
+    stream.on('drain', () => down.exchange?.downstreamDrain());
+    ex.start(match.server);
+    if (!head.hasBody && !stream.readableEnded) {
+      // No declared body: still read until END_STREAM so flow control is not stuck.
+      stream.resume();
+    }
+  }
+
+  checkTimeouts(now: number): void {
+    for (const s of this.streams) s.exchange?.checkTimeouts(now);
+  }
+
+  drain(): void {
+    this.draining = true;
+    this.session?.goaway();
+  }
+
+  closeIfIdle(): boolean {
+    this.drain();
+    if (this.streams.size === 0) {
+      this.session?.close();
+      this.socket.destroy();
+      return true;
+    }
+    return false;
+  }
+
+  abort(_reason: string): void {
+    this.session?.destroy();
+    this.socket.destroy();
+  }
+}
+
+/** Builds a RequestHead from HTTP/2 pseudo-headers and fields; `error` is set if the request is malformed. */
+export function requestHeadFromH2(headers: http2.IncomingHttpHeaders): RequestHead {
+  const head = new RequestHead();
+  head.method = String(headers[PSEUDO_METHOD] ?? '');
+  const path = String(headers[PSEUDO_PATH] ?? '');
+  head.target = path;
+  head.path = path;
+  head.versionMinor = 1;
+  const authority = headers[PSEUDO_AUTHORITY] ?? headers.host;
+  head.host = authority === undefined ? undefined : String(authority).toLowerCase();
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.startsWith(':') || value === undefined) continue;
+    if (name === 'host') continue; // :authority is the host (RFC 9113 8.3.1)
+    for (const v of Array.isArray(value) ? value : [value]) {
+      head.names.push(name);
+      head.lower.push(name);
+      head.values.push(v);
+    }
+    if (name === 'content-length') head.contentLength = /^[0-9]{1,15}$/.test(String(value)) ? Number(value) : -2;
+  }
+  if (head.host !== undefined) {
+    head.names.unshift('host');
+    head.lower.unshift('host');
+    head.values.unshift(head.host);
+  }
+  if (head.method === '' || !path.startsWith('/') || head.method === 'CONNECT' || head.contentLength === -2) head.error = 'malformed HTTP/2 request';
+  // HTTP/2 always frames the body itself; whether there is one is known only
+  // from END_STREAM, so treat every request that may have a body as chunked.
+  if (head.contentLength < 0 && head.method !== 'GET' && head.method !== 'HEAD') head.chunked = true;
+  return head;
+}
+
+export class Http2StreamDownstream implements Downstream, ExchangeHost {
+  exchange: Exchange | undefined;
+  readonly remoteAddr: string;
+  readonly remotePort: number;
+  readonly localAddr: string;
+  readonly localPort: number;
+  readonly scheme = 'https' as const;
+  readonly connectionId: number;
+  readonly requestCount: number;
+  readonly canChunk = true;
+  readonly protocol = 'HTTP/2.0';
+  private readonly headers = new HeaderList();
+
+  constructor(
+    private readonly connection: Http2Connection,
+    private readonly stream: http2.ServerHttp2Stream,
+  ) {
+    const socket = connection.socket;
+    this.remoteAddr = socket.remoteAddress ?? '';
+    this.remotePort = socket.remotePort ?? 0;
+    this.localAddr = socket.localAddress ?? '';
+    this.localPort = socket.localPort ?? 0;
+    this.connectionId = connection.connectionId;
+    this.requestCount = connection.requestCount;
+  }
+
+  get draining(): boolean {
+    return false;
+  }
+
+  onData(chunk: Buffer): void {
+    this.exchange?.requestData(chunk);
+  }
+
+  onEnd(): void {
+    this.exchange?.requestEnd();
+  }
+
+  onClose(): void {
+    this.connection.streams.delete(this);
+    const ex = this.exchange;
+    this.exchange = undefined;
+    ex?.clientAborted();
+  }
+
+  exchangeDone(ex: Exchange): void {
+    if (ex === this.exchange) this.connection.streams.delete(this);
+  }
+
+  responseHeaders(): HeaderList {
+    return this.headers.reset();
+  }
+
+  sendHead(status: number, _reason: string, headers: HeaderList, length: number, noBody: boolean, body: Buffer | null, end: boolean): boolean {
+    const stream = this.stream;
+    if (stream.destroyed || stream.headersSent) return true;
+    const out: http2.OutgoingHttpHeaders = { ':status': status };
+    for (let i = 0; i < headers.names.length; i++) {
+      const name = headers.names[i]!.toLowerCase();
+      if (CONNECTION_SPECIFIC.has(name)) continue;
+      const existing = out[name];
+      out[name] = existing === undefined ? headers.values[i]! : Array.isArray(existing) ? [...existing, headers.values[i]!] : [String(existing), headers.values[i]!];
+    }
+    if (length >= 0 && status !== 204 && status !== 304 && status >= 200) out['content-length'] = length;
+    const finished = noBody || (end && (body === null || body.length === 0));
+    try {
+      stream.respond(out, { endStream: finished });
+    } catch {
+      stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      return true;
+    }
+    if (finished) return true;
+    if (body !== null && body.length > 0) {
+      if (end) {
+        stream.end(body);
+        return true;
+      }
+      return stream.write(body);
+    }
+    if (end) stream.end();
+    return true;
+  }
+
+  sendBody(chunk: Buffer): boolean {
+    if (this.stream.destroyed) return true;
+    return this.stream.write(chunk);
+  }
+
+  endBody(): void {
+    if (!this.stream.destroyed && !this.stream.writableEnded) this.stream.end();
+  }
+
+  abort(_reason: string): void {
+    if (!this.stream.destroyed) this.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+  }
+
+  pauseRequestBody(): void {
+    this.stream.pause();
+  }
+
+  resumeRequestBody(): void {
+    this.stream.resume();
+  }
+
+  sendContinue(): void {
+    // HTTP/2 clients that send `expect: 100-continue` get the final response; node answers 100 itself when asked.
+  }
+
+  takeOverSocket(): undefined {
+    return undefined;
+  }
+
+  waitForDrain(): Promise<void> {
+    if (!this.stream.writableNeedDrain) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.stream.once('drain', resolve);
+      this.stream.once('close', resolve);
+    });
+  }
+}
