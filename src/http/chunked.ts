@@ -180,10 +180,20 @@ export class ChunkedDecoder {
   }
 }
 
+/**
+ * Fields that may never come in a trailer section (RFC 9110 6.5.1): framing
+ * and connection management. llhttp answers 400 for Content-Length and
+ * Transfer-Encoding trailers and applies a `Connection: close` trailer to the
+ * connection; fulcrum drops trailers, so it refuses all three rather than
+ * disagree with a backend about the message or the connection.
+ */
+const FORBIDDEN_TRAILERS = new Set(['content-length', 'transfer-encoding', 'connection']);
+
 function validTrailerLine(line: string): boolean {
   const colon = line.indexOf(':');
   if (colon <= 0) return false;
-  if (!TOKEN.test(line.slice(0, colon))) return false;
+  const name = line.slice(0, colon);
+  if (!TOKEN.test(name) || FORBIDDEN_TRAILERS.has(name.toLowerCase())) return false;
   const value = line.slice(colon + 1);
   return FIELD_VALUE.test(value) && !/[\r\n\0]/.test(value);
 }

@@ -12,7 +12,7 @@
  * smuggling). test/unit/http-differential.test.ts checks against llhttp that
  * this parser never accepts a request llhttp rejects.
  */
-import { BARE_CR_OR_LF, FIELD_VALUE, FORBIDDEN_HEAD_CHAR, TOKEN, parseContentLength, splitList, trimOws } from './syntax.js';
+import { BARE_CR_OR_LF, FIELD_VALUE, FORBIDDEN_HEAD_CHAR, TOKEN, hasTrailingHtab, parseContentLength, trimOws } from './syntax.js';
 
 /** Methods llhttp knows; a method outside this list is answered 501 (RFC 9110 9.1). */
 const KNOWN_METHODS = new Set([
@@ -165,17 +165,20 @@ export function parseRequestHead(head: string, out: RequestHead, limits: HeadLim
       case 'content-length':
         clCount++;
         out.contentLength = parseContentLength(value);
-        if (out.contentLength < 0) return fail(out, 400, 'invalid Content-Length');
+        if (out.contentLength < 0 || hasTrailingHtab(head.slice(colon + 1, end))) return fail(out, 400, 'invalid Content-Length');
         break;
       case 'transfer-encoding':
         teCount++;
         // Only a lone `chunked` is accepted: `gzip, chunked`, `,chunked`,
-        // `chunked, chunked`, `identity` are all ambiguous between parsers.
-        if (value.length !== 7 || value.toLowerCase() !== 'chunked') return fail(out, 400, 'unsupported Transfer-Encoding');
+        // `chunked, chunked`, `identity` are all ambiguous between parsers,
+        // and llhttp refuses `chunked<HTAB>`.
+        if (value.length !== 7 || value.toLowerCase() !== 'chunked' || hasTrailingHtab(head.slice(colon + 1, end))) {
+          return fail(out, 400, 'unsupported Transfer-Encoding');
+        }
         out.chunked = true;
         break;
       case 'connection':
-        parseConnection(value, out);
+        parseConnection(head.slice(colon + 1, end), out);
         break;
       case 'upgrade':
         out.upgrade = value;
@@ -192,7 +195,9 @@ export function parseRequestHead(head: string, out: RequestHead, limits: HeadLim
   if (teCount > 0 && clCount > 0) return fail(out, 400, 'both Content-Length and Transfer-Encoding');
   if (teCount > 0 && out.versionMinor === 0) return fail(out, 400, 'Transfer-Encoding on HTTP/1.0');
   if (hostCount > 1) return fail(out, 400, 'duplicate Host');
-  if (hostCount === 0 && out.versionMinor === 1 && out.host === undefined) return fail(out, 400, 'missing Host');
+  // RFC 9112 3.2: an HTTP/1.1 request without Host is a 400 even when its
+  // target is in absolute-form (nginx and Node's server agree).
+  if (hostCount === 0 && out.versionMinor === 1) return fail(out, 400, 'missing Host');
   if (hostField !== undefined) {
     if (!HOST_VALUE.test(hostField) || hostField.includes('..')) return fail(out, 400, 'invalid Host');
     // An absolute-form target's authority wins over the Host field (RFC 9112 3.2.2).
@@ -235,12 +240,18 @@ function parseRequestLine(line: string, out: RequestHead, limits: HeadLimits): n
   return 0;
 }
 
-function parseConnection(value: string, out: RequestHead): void {
-  const tokens = splitList(value);
-  for (const t of tokens) {
+/** `raw` is the untrimmed field value. */
+function parseConnection(raw: string, out: RequestHead): void {
+  const elements = raw.split(',');
+  for (const element of elements) {
+    const t = trimOws(element).toLowerCase();
     if (t === 'close') out.connectionClose = true;
-    else if (t === 'keep-alive') out.connectionKeepAlive = true;
-    else if (t === 'upgrade') out.connectionUpgrade = true;
+    else if (t === 'keep-alive') {
+      // llhttp only skips SP after a token: for it `keep-alive<HTAB>` is not
+      // keep-alive and an HTTP/1.0 connection closes after the response. Never
+      // keep open a connection that a Node backend would close.
+      if (!hasTrailingHtab(element)) out.connectionKeepAlive = true;
+    } else if (t === 'upgrade') out.connectionUpgrade = true;
     else if (t !== '') (out.connectionTokens ??= []).push(t);
   }
 }

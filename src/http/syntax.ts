@@ -53,6 +53,23 @@ export function parseContentLength(value: string): number {
 }
 
 /**
+ * Whether the whitespace at the end of a raw (untrimmed) field value holds an
+ * HTAB. llhttp only skips SP after a Content-Length or Transfer-Encoding
+ * value and answers 400 for `Content-Length: 5<HTAB>` and
+ * `Transfer-Encoding: chunked<HTAB>`; fulcrum refuses them too, so that it
+ * never accepts framing a Node backend would reject
+ * (test/unit/http-differential.test.ts).
+ */
+export function hasTrailingHtab(raw: string): boolean {
+  for (let i = raw.length - 1; i >= 0; i--) {
+    const c = raw.charCodeAt(i);
+    if (c === 0x09) return true;
+    if (c !== 0x20) return false;
+  }
+  return false;
+}
+
+/**
  * Splits a comma-separated header list (Connection, Transfer-Encoding) into
  * lowercase trimmed elements. Empty elements are kept as '' so callers can
  * reject `,chunked` style values where that matters.

@@ -121,7 +121,8 @@ class Compiler {
     const http = config.http;
     this.compileLogFormats(http);
     this.compileUpstreams(http.upstreams);
-    const httpSettings = this.settings(BASE_SETTINGS, http, ['http']);
+    // nginx logs every request in the combined format unless told otherwise; fulcrum's default target is stdout.
+    const httpSettings = this.settings(BASE_SETTINGS, { ...http, access_log: http.access_log ?? [{ path: 'stdout', format: 'combined' }] }, ['http']);
     const servers = http.servers.map((s, i) => this.compileServer(s, ['http', 'servers', i], http, httpSettings));
     const listeners = this.compileListeners(http.servers, servers);
     if (listeners.length === 0) this.warn(['http'], 'no server block listens anywhere: fulcrum will accept no connections');
