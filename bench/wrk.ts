@@ -31,7 +31,7 @@ export interface WrkResult {
 /** Per-request timeout: a request slower than this counts as a timeout error. */
 const REQUEST_TIMEOUT_SEC = 5;
 
-export function wrkArgv(load: WrkLoad, withLatency: boolean): string[] {
+function wrkArgv(load: WrkLoad, withLatency: boolean): string[] {
   const argv = [
     'wrk',
     `-t${load.threads}`,
@@ -120,9 +120,4 @@ export function wrkErrorSummary(r: WrkResult): string {
   for (const [kind, n] of Object.entries(r.socketErrors)) if (n > 0) parts.push(`${n} ${kind}`);
   if (r.badStatus > 0) parts.push(`${r.badStatus} non-2xx`);
   return parts.join(', ');
-}
-
-export function wrkErrorCount(r: WrkResult): number {
-  const s = r.socketErrors;
-  return s.connect + s.read + s.write + s.timeout + r.badStatus;
 }

@@ -213,7 +213,9 @@ function parseRequestLine(line: string, out: RequestHead, limits: HeadLimits): n
   const m = REQUEST_LINE.exec(line);
   if (m === null) {
     // Distinguish a well-formed line of another protocol version (505) from garbage (400).
-    if (/^[A-Z]+ \S+ HTTP\/[0-9]\.[0-9]$/.test(line)) return fail(out, 505, 'unsupported HTTP version');
+    // An HTTP/1.x line that failed REQUEST_LINE has a bad target (e.g. obs-text): 400, not 505.
+    const v = /^[A-Z]+ \S+ HTTP\/([0-9])\.([0-9])$/.exec(line);
+    if (v !== null && (v[1] !== '1' || (v[2] !== '0' && v[2] !== '1'))) return fail(out, 505, 'unsupported HTTP version');
     return fail(out, 400, 'invalid request line');
   }
   const method = m[1]!;

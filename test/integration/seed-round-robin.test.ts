@@ -14,6 +14,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import http2 from 'node:http2';
 import { headerValues } from '../support/backends.js';
 import { keepAliveAgent, rawRequest, request, type HttpResponse } from '../support/http-client.js';
 import { SEED_SERVER_NAME, backendCount, startSeed, type SeedEnv } from '../support/seed.js';
@@ -221,5 +222,48 @@ describe('seed 443: forwarding headers', () => {
     assert.equal(tooBig.status, 413);
     const afterCounts = await Promise.all(env.backends.ports.map((p) => backendCount(p)));
     assert.deepEqual(afterCounts, before, 'the refused request reached no backend');
+  });
+});
+
+describe('seed 443 over HTTP/2 (fulcrum offers h2 by ALPN, and browsers take it)', () => {
+  test('the same rotation and the same forwarding headers; the backend gets HTTP/1.1', async () => {
+    const session = http2.connect(`https://127.0.0.1:${env.httpsPort}`, { ca: env.tls.ca, servername: SEED_SERVER_NAME });
+    session.on('error', () => {});
+    const get = (headers: http2.OutgoingHttpHeaders) => new Promise<{ status: number; backend: string; body: string }>((resolve, reject) => {
+      const stream = session.request(headers);
+      let status = 0;
+      let backend = '';
+      const chunks: Buffer[] = [];
+      stream.on('response', (h) => {
+        status = Number(h[':status']);
+        backend = String(h['x-backend']);
+      });
+      stream.on('data', (d: Buffer) => chunks.push(d));
+      stream.on('end', () => resolve({ status, backend, body: Buffer.concat(chunks).toString() }));
+      stream.on('error', reject);
+      stream.setTimeout(5000, () => stream.close());
+      stream.end();
+    });
+    try {
+      const names: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        const r = await get({ ':path': '/api/hello', ':authority': SEED_SERVER_NAME });
+        assert.equal(r.status, 200);
+        names.push(r.backend);
+      }
+      assertRotation(names, 'HTTP/2');
+      const r = await get({ ':path': '/api/whoami', ':authority': `${SEED_SERVER_NAME}:${env.httpsPort}`, 'x-forwarded-for': '203.0.113.7', 'x-end-to-end': 'kept' });
+      assert.equal(r.status, 200);
+      const who = JSON.parse(r.body) as Whoami & { httpVersion: string };
+      assert.equal(who.httpVersion, '1.1');
+      assert.deepEqual(headerValues(who.headers, 'host'), [SEED_SERVER_NAME]);
+      assert.deepEqual(headerValues(who.headers, 'x-real-ip'), ['127.0.0.1']);
+      assert.deepEqual(headerValues(who.headers, 'x-forwarded-for'), ['203.0.113.7, 127.0.0.1']);
+      assert.deepEqual(headerValues(who.headers, 'x-forwarded-proto'), ['https']);
+      assert.deepEqual(headerValues(who.headers, 'x-end-to-end'), ['kept']);
+      assert.ok(!who.headers.some(([name]) => name.startsWith(':')), 'no pseudo-header reaches the backend');
+    } finally {
+      session.close();
+    }
   });
 });

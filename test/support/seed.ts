@@ -11,7 +11,7 @@
  * else. Tests that need other values (a shorter fail_timeout, a 4th backend,
  * client_max_body_size) say so through the options, and nothing else changes.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -185,13 +185,38 @@ export async function startSeed(opts: SeedEnvOptions = {}): Promise<SeedEnv> {
   }
 }
 
-/** Resident set size of a process in bytes (VmRSS from /proc), or undefined without /proc. */
+/**
+ * Resident set size in bytes (VmRSS from /proc) of a process and all its
+ * descendants (fulcrum's workers, if it runs any), or undefined without /proc.
+ */
 export function rssBytes(pid: number): number | undefined {
+  const own = processRss(pid);
+  if (own === undefined) return undefined;
+  let total = own;
+  for (const child of childPids(pid)) total += rssBytes(child) ?? 0;
+  return total;
+}
+
+function processRss(pid: number): number | undefined {
   try {
     const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m === null ? undefined : Number(m[1]) * 1024;
   } catch {
     return undefined;
+  }
+}
+
+function childPids(pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).flatMap((tid) => {
+      try {
+        return readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+      } catch {
+        return [];
+      }
+    });
+  } catch {
+    return [];
   }
 }
 
