@@ -124,7 +124,12 @@ export class RequestHead {
  * (400, 405, 414, 431, 501 or 505); `out.error` says why.
  */
 export function parseRequestHead(head: string, out: RequestHead, limits: HeadLimits = DEFAULT_HEAD_LIMITS): number {
-  if (head.length > limits.maxHeadBytes) return fail(out, 431, 'request head too large');
+  if (head.length > limits.maxHeadBytes) {
+    // A request line that alone is over the line limit is a 414, whatever the head size (as nginx).
+    const firstLineEnd = head.indexOf('\r\n');
+    if ((firstLineEnd < 0 ? head.length : firstLineEnd) > limits.maxLineBytes) return fail(out, 414, 'request line too long');
+    return fail(out, 431, 'request head too large');
+  }
   if (FORBIDDEN_HEAD_CHAR.test(head)) return fail(out, 400, 'control character in request head');
   if (BARE_CR_OR_LF.test(head)) return fail(out, 400, 'bare CR or LF in request head');
 

@@ -9,7 +9,8 @@
  *   proxy_set_header X-Forwarded-Proto $scheme;
  *
  * Hop-by-hop headers (RFC 9110 7.6.1) never reach a backend, and the request
- * framing is rebuilt: a backend sees exactly one framing header.
+ * framing is rebuilt: a backend sees exactly one framing header. HTTP/2
+ * clients (fulcrum offers h2 on TLS; the seed's nginx would not) get the same.
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';

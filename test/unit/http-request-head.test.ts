@@ -360,6 +360,11 @@ describe('limits', () => {
     assert.equal(parse(req(line(65), 'Host: a'), limits).status, 414);
   });
 
+  test('a request line over both limits is still a 414', () => {
+    assert.equal(parse(req(`GET /${'a'.repeat(300)} HTTP/1.1`, 'Host: a'), limits).status, 414);
+    assert.equal(parse(req(`GET /${'a'.repeat(40000)} HTTP/1.1`, 'Host: a')).status, 414);
+  });
+
   test('header line longer than maxLineBytes -> 431, at the limit -> accepted', () => {
     const field = (n: number) => `X-Long: ${'v'.repeat(n - 'X-Long: '.length)}`;
     assert.equal(parse(req('GET / HTTP/1.1', 'Host: a', field(64)), limits).status, 0);
