@@ -146,13 +146,16 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     if (this.processing) return;
     this.processing = true;
     try {
-      while (this.state === State.Head && this.buffer !== null) this.parseHead();
+      while (this.state === State.Head && this.buffer !== null && this.parseHead()) {
+        // one request per turn; parseHead() returns false when it needs more bytes
+      }
     } finally {
       this.processing = false;
     }
   }
 
-  private parseHead(): void {
+  /** Parses one request head from the buffer; false when more bytes are needed (or the connection failed). */
+  private parseHead(): boolean {
     let buf = this.buffer!;
     // RFC 9112 2.2: empty lines before a request line are ignored.
     let start = 0;
@@ -162,7 +165,7 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
       this.searchFrom = 0;
       if (buf.length === 0) {
         this.buffer = null;
-        return;
+        return false;
       }
       this.buffer = buf;
     }
@@ -173,11 +176,17 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     const found = buf.indexOf(CRLFCRLF, this.searchFrom);
     if (found < 0) {
       const limits = this.settings.headLimits;
-      if (buf.length > limits.maxHeadBytes) return this.failHead(buf.indexOf(0x0a) < 0 ? 414 : 431);
-      if (incompleteHeadIsInvalid(buf, 0, buf.length)) return this.failHead(400);
+      if (buf.length > limits.maxHeadBytes) {
+        this.failHead(buf.indexOf(0x0a) < 0 ? 414 : 431);
+        return false;
+      }
+      if (incompleteHeadIsInvalid(buf, 0, buf.length)) {
+        this.failHead(400);
+        return false;
+      }
       this.searchFrom = Math.max(0, buf.length - 3);
       this.buffer = buf;
-      return;
+      return false;
     }
     const end = found + 4;
     this.searchFrom = 0;
@@ -194,7 +203,7 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
       const server = this.listener.spec.servers.defaultServer;
       ex.server = server;
       ex.reject(status);
-      return;
+      return false;
     }
     this.protocol = head.versionMinor === 1 ? 'HTTP/1.1' : 'HTTP/1.0';
     this.canChunk = head.versionMinor === 1;
@@ -215,6 +224,7 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
       this.buffer = null;
       this.feedBody(rest, 0);
     }
+    return true;
   }
 
   private failHead(status: number): void {

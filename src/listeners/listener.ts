@@ -15,6 +15,18 @@ import { Http2Connection } from './http2-session.js';
 
 const TICKET_KEY_ROTATION_MS = 3_600_000;
 
+/**
+ * ALPN: h2 when offered and enabled, else HTTP/1.x. Like nginx, a client
+ * offering only protocols we do not name (curl --http1.0 offers "http/1.0")
+ * is not refused: it gets HTTP/1.x.
+ */
+export function chooseAlpn(offered: readonly string[], http2: boolean): string | undefined {
+  if (http2 && offered.includes('h2')) return 'h2';
+  if (offered.includes('http/1.1')) return 'http/1.1';
+  if (offered.includes('http/1.0')) return 'http/1.0';
+  return offered[0];
+}
+
 export class Listener implements ListenerContext {
   spec: ListenerSpec;
   readonly scheme: 'http' | 'https';
@@ -34,7 +46,7 @@ export class Listener implements ListenerContext {
       const tlsServer = tls.createServer({
         ...this.certificates.defaultOptions,
         SNICallback: this.certificates.sniCallback,
-        ALPNProtocols: spec.http2 ? ['h2', 'http/1.1'] : ['http/1.1'],
+        ALPNCallback: ({ protocols }: { protocols: string[] }) => chooseAlpn(protocols, this.spec.http2),
         allowHalfOpen: true,
         noDelay: true,
         handshakeTimeout: 10_000,

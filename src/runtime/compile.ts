@@ -406,6 +406,11 @@ class Compiler {
     const hostPort = url[2]!;
     const uri = url[3];
     const named = this.groups.get(hostPort);
+    if (named === undefined && !/[:.\]]/.test(hostPort) && !/^localhost$/i.test(hostPort)) {
+      // nginx: "host not found in upstream". A single-label name without a port is almost always a misspelt upstream.
+      this.error(pp, `host not found in upstream "${hostPort}" (no upstream block has that name; for a host name, give the port: http://${hostPort}:80)`);
+      return undefined;
+    }
     const group = named !== undefined && !named.implicit ? named : this.implicitGroup(pp, hostPort, scheme === 'https' ? 443 : 80);
     if (group === undefined) return undefined;
     const usedAs = this.groupSchemes.get(group);
@@ -415,9 +420,6 @@ class Compiler {
     }
     this.groupSchemes.set(group, scheme);
     group.tls = scheme === 'https';
-    if (named === undefined && !/[:.]/.test(hostPort) && !/^localhost$/i.test(hostPort)) {
-      this.warn(pp, `"${hostPort}" is not an upstream name in this config; it is used as a host name`);
-    }
     let uriReplacement: ProxyRuntime['uriReplacement'];
     if (uri !== undefined) {
       if (match.kind === 'regex' || match.kind === 'regex_caseless') {
@@ -568,7 +570,8 @@ class Compiler {
       preferServerCiphers: get('ssl_prefer_server_ciphers') ?? false,
       sessionCache: get('ssl_session_cache'),
       sessionTimeoutMs: get('ssl_session_timeout') ?? 300_000,
-      sessionTickets: get('ssl_session_tickets') ?? false,
+      // nginx's default is on; fulcrum rotates the ticket keys hourly (no long-lived static key).
+      sessionTickets: get('ssl_session_tickets') ?? true,
       ecdhCurve: get('ssl_ecdh_curve'),
       isDefault,
     };

@@ -103,11 +103,13 @@ export class Runtime {
     if (this.stopping) return;
     this.stopping = true;
     if (!this.worker) log().info({}, 'stopping');
-    await Promise.all([...this.listeners.values()].map((l) => l.close()));
+    // Stop accepting now; server.close() only resolves once every connection is gone.
+    const closed = Promise.all([...this.listeners.values()].map((l) => l.close()));
     const deadline = performance.now() + (this.table?.shutdownTimeoutMs ?? 30_000);
     while (this.tracker.closeIdle() > 0 && performance.now() < deadline) await sleep(50);
     this.tracker.abortAll('shutdown deadline');
     for (const socket of openTunnels) socket.destroy();
+    await closed;
     this.tracker.stop();
     for (const state of this.registry.all()) state.pool?.closeAll();
     this.logSinks.flushAll();

@@ -48,7 +48,8 @@ export function proxyAddXForwardedFor(ctx: VariableContext): string {
 const SIMPLE: Record<string, Getter> = {
   host: (c) => c.host,
   http_host: (c) => c.request.header('host') ?? '',
-  request_uri: (c) => c.request.target,
+  // For an absolute-form target, nginx's $request_uri is its path and query.
+  request_uri: (c) => c.request.path,
   uri: (c) => c.uri,
   document_uri: (c) => c.uri,
   args: (c) => c.args,

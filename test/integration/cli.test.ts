@@ -132,7 +132,6 @@ describe('fulcrum check', { concurrency: 4 }, () => {
       edits: [['proxy_pass http://backend_servers;', 'proxy_pass http://backend_serverz;']],
       at: 'proxy_pass',
       mentions: [/backend_serverz/],
-      todo: 'fulcrum bug: `proxy_pass http://backend_serverz;` (no such upstream, and no such host) passes `fulcrum check` with exit 0 and only a warning ("is not an upstream name in this config; it is used as a host name"); nginx -t fails with `host not found in upstream "backend_serverz"`, and every request then gets 502',
     },
   ];
   for (const c of cases) {

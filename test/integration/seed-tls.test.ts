@@ -139,10 +139,7 @@ describe('seed TLS (ssl_protocols TLSv1.2 TLSv1.3)', () => {
   });
 
   for (const version of ['TLSv1.2', 'TLSv1.3'] as const) {
-    const todo = version === 'TLSv1.3'
-      ? 'fulcrum bug: TLS 1.3 sessions are never resumed: tickets are off by default (SSL_OP_NO_TICKET, unlike nginx\'s ssl_session_tickets on) and Node\'s newSession/resumeSession cache does not resume TLS 1.3 stateful tickets'
-      : undefined;
-    test(`${version} session resumption: a second connection resumes the first one's session`, { todo }, async () => {
+    test(`${version} session resumption: a second connection resumes the first one's session`, async () => {
       const first = await handshake(env.httpsPort, { minVersion: version, maxVersion: version });
       assert.equal(first.ok, true, first.error);
       assert.equal(first.reused, false);
@@ -158,9 +155,7 @@ describe('seed TLS (ssl_protocols TLSv1.2 TLSv1.3)', () => {
     });
   }
 
-  test('ALPN: a client offering http/1.1 gets it; one offering only http/1.0 (curl --http1.0) is served too, as by nginx', {
-    todo: 'fulcrum bug: a TLS client whose ALPN list is only "http/1.0" (curl --http1.0) gets a fatal "no_application_protocol" alert; nginx selects http/1.0 (its ALPN list for HTTP/1.x is http/1.1, http/1.0, http/0.9)',
-  }, async () => {
+  test('ALPN: a client offering http/1.1 gets it; one offering only http/1.0 (curl --http1.0) is served too, as by nginx', async () => {
     const h11 = await handshake(env.httpsPort, { ALPNProtocols: ['http/1.1'] });
     assert.equal(h11.ok, true, h11.error);
     assert.match(h11.response!, /^HTTP\/1\.1 200 /);
