@@ -18,6 +18,19 @@ export const FORBIDDEN_HEAD_CHAR = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/;
 /** A CR not followed by LF, or an LF not preceded by CR (RFC 9112 2.2: we reject both). */
 export const BARE_CR_OR_LF = /\r(?!\n)|(?<!\r)\n/;
 
+/**
+ * A whole request head that needs no further character checks: request line,
+ * then `name:value` lines of token names and field-value octets, separated by
+ * CRLF (so no bare CR or LF, no NUL, no obs-fold, no space before a colon).
+ * One linear regex pass replaces two per header line on the common path; a
+ * head that does not match goes through the line-by-line checks, which give
+ * the precise error.
+ */
+export const WELL_FORMED_REQUEST_HEAD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [\x21-\x7e]+ HTTP\/1\.[01](?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*)*$/;
+
+/** The same for a response head. */
+export const WELL_FORMED_RESPONSE_HEAD = /^HTTP\/1\.[01] [1-9][0-9][0-9](?: [\t\x20-\x7e\x80-\xff]*)?(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*)*$/;
+
 /** The octets a field value may hold: HTAB, SP, VCHAR, obs-text (RFC 9110 5.5). CR/LF/NUL never. */
 export const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 

@@ -335,7 +335,7 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     const settings = this.settings;
     let keepAlive = ex !== null && ex.keepAlive && this.requestCount < settings.keepaliveRequests && settings.keepaliveTimeoutMs > 0;
     this.chunkedResponse = false;
-    let out = 'HTTP/1.1 ' + status + ' ' + reason + '\r\n';
+    let out = 'HTTP/1.1 ' + status + ' ' + reason + '\r\n' + headers.raw;
     const names = headers.names;
     const values = headers.values;
     for (let i = 0; i < names.length; i++) out += names[i] + ': ' + values[i] + '\r\n';
@@ -362,15 +362,17 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     } else {
       socket.cork();
       socket.write(out, 'latin1');
-      this.writeChunk(body);
+      this.writeChunk(Buffer.from(body)); // borrowed: copy what may be queued
       socket.uncork();
     }
     if (end && this.chunkedResponse) socket.write(LAST_CHUNK_BUF);
     return this.noteWriteState();
   }
 
-  sendBody(chunk: Buffer): boolean {
+  sendBody(borrowed: Buffer): boolean {
     if (this.state === State.Closed) return true;
+    // The chunk may live in a shared read buffer and the write may be queued: copy it.
+    const chunk = Buffer.from(borrowed);
     if (this.chunkedResponse) {
       this.socket.cork();
       this.writeChunk(chunk);

@@ -211,12 +211,12 @@ export class Http2StreamDownstream implements Downstream, ExchangeHost {
     const stream = this.stream;
     if (stream.destroyed || stream.headersSent) return true;
     const out: http2.OutgoingHttpHeaders = { ':status': status };
-    for (let i = 0; i < headers.names.length; i++) {
-      const name = headers.names[i]!.toLowerCase();
-      if (CONNECTION_SPECIFIC.has(name)) continue;
+    headers.forEach((fieldName, value) => {
+      const name = fieldName.toLowerCase();
+      if (CONNECTION_SPECIFIC.has(name)) return;
       const existing = out[name];
-      out[name] = existing === undefined ? headers.values[i]! : Array.isArray(existing) ? [...existing, headers.values[i]!] : [String(existing), headers.values[i]!];
-    }
+      out[name] = existing === undefined ? value : Array.isArray(existing) ? [...existing, value] : [String(existing), value];
+    });
     if (length >= 0 && status !== 204 && status !== 304 && status >= 200) out['content-length'] = length;
     const finished = noBody || (end && (body === null || body.length === 0));
     try {
@@ -227,11 +227,12 @@ export class Http2StreamDownstream implements Downstream, ExchangeHost {
     }
     if (finished) return true;
     if (body !== null && body.length > 0) {
+      const owned = Buffer.from(body); // borrowed from a read buffer
       if (end) {
-        stream.end(body);
+        stream.end(owned);
         return true;
       }
-      return stream.write(body);
+      return stream.write(owned);
     }
     if (end) stream.end();
     return true;
@@ -239,7 +240,7 @@ export class Http2StreamDownstream implements Downstream, ExchangeHost {
 
   sendBody(chunk: Buffer): boolean {
     if (this.stream.destroyed) return true;
-    return this.stream.write(chunk);
+    return this.stream.write(Buffer.from(chunk)); // borrowed from a read buffer
   }
 
   endBody(): void {

@@ -6,14 +6,22 @@
  */
 import type { Socket } from 'node:net';
 
-/** Response header fields, reused per connection to avoid allocating arrays per response. */
+/**
+ * Response header fields. Relayed upstream headers travel as `raw`: their
+ * lines exactly as the upstream wrote them ("Name: value\r\n" each), cut from
+ * the upstream head without building a string per field; fields fulcrum adds
+ * itself are in names/values. HTTP/1.1 writes `raw` as is; HTTP/2 splits it.
+ */
 export class HeaderList {
+  raw = '';
   names: string[] = [];
   values: string[] = [];
 
   reset(): this {
-    this.names.length = 0;
-    this.values.length = 0;
+    this.raw = '';
+    // Fresh arrays are cheaper in V8 than truncating old ones (`length = 0`).
+    this.names = [];
+    this.values = [];
     return this;
   }
 
@@ -22,14 +30,25 @@ export class HeaderList {
     this.values.push(value);
   }
 
-  get length(): number {
-    return this.names.length;
+  /** Every field, raw ones first, as (name, value) pairs. */
+  forEach(fn: (name: string, value: string) => void): void {
+    if (this.raw !== '') {
+      for (const line of this.raw.split('\r\n')) {
+        if (line === '') continue;
+        const colon = line.indexOf(':');
+        fn(line.slice(0, colon), line.slice(colon + 1).trim());
+      }
+    }
+    for (let i = 0; i < this.names.length; i++) fn(this.names[i]!, this.values[i]!);
   }
 
   /** First value by lowercase name. */
   get(lowerName: string): string | undefined {
-    for (let i = 0; i < this.names.length; i++) if (this.names[i]!.toLowerCase() === lowerName) return this.values[i];
-    return undefined;
+    let found: string | undefined;
+    this.forEach((name, value) => {
+      if (found === undefined && name.toLowerCase() === lowerName) found = value;
+    });
+    return found;
   }
 }
 
@@ -54,6 +73,10 @@ export interface Downstream {
    * (streamed). `body` may carry the first (or, with `end`, the whole) body.
    * Returns false when the client's write buffer is full: wait for
    * Exchange.downstreamDrain().
+   *
+   * Body buffers given to sendHead and sendBody are borrowed (they may live in
+   * a shared read buffer): an implementation that keeps one past the call
+   * copies it.
    */
   sendHead(status: number, reason: string, headers: HeaderList, length: number, noBody: boolean, body: Buffer | null, end: boolean): boolean;
   /** Sends body bytes; false means wait for downstreamDrain(). */

@@ -82,6 +82,11 @@ class TriedList implements Tried {
   add(server: ServerState): void {
     this.servers.push(server);
   }
+  static of(server: ServerState): TriedList {
+    const t = new TriedList();
+    t.add(server);
+    return t;
+  }
 }
 
 const NO_TRIES: Tried = { length: 0, includes: () => false };
@@ -114,11 +119,9 @@ export class Exchange implements UpstreamUser, VariableContext {
   status = 0;
   bodyBytesSent = 0;
   readonly requestLength: number;
-  upstreamAddr = '';
-  upstreamStatus = '';
-  upstreamResponseTime = '';
-  upstreamConnectTime = '';
-  upstreamHeaderTime = '';
+  /** The current upstream attempt and any before it; formatted only when a log or variable asks. */
+  private current: AttemptRecord | undefined;
+  private earlierAttempts: AttemptRecord[] | undefined;
   proxyHost = '';
   proxyPort = '';
 
@@ -132,6 +135,8 @@ export class Exchange implements UpstreamUser, VariableContext {
   private readonly started: number;
   private conn: UpstreamConnection | undefined;
   private serverState: ServerState | undefined;
+  /** The first server tried; a TriedList is only made for a retry. */
+  private firstTried: ServerState | undefined;
   private tried: TriedList | undefined;
   private attempts = 0;
   private attemptStart = 0;
@@ -329,21 +334,24 @@ export class Exchange implements UpstreamUser, VariableContext {
   /** Picks the next server and sends the request there (or answers 502/504 when none is left). */
   private tryNext(): void {
     const now = performance.now();
-    const server = this.proxy!.group.pick({ vars: this, now }, this.tried ?? NO_TRIES);
+    const server = this.proxy!.group.pick({ vars: this, now }, this.tried ?? (this.firstTried === undefined ? NO_TRIES : (this.tried = TriedList.of(this.firstTried))));
     if (server === undefined) return this.failResponse(this.lastFailure === FailKind.Timeout ? 504 : 502);
     this.attempts++;
     noteSelected(server, now);
-    (this.tried ??= new TriedList()).add(server);
+    if (this.tried !== undefined) this.tried.add(server);
+    else this.firstTried = server;
     this.serverState = server;
     server.active++;
     server.requests++;
     this.attemptStart = now;
-    this.upstreamAddr = this.upstreamAddr === '' ? server.label : this.upstreamAddr + ', ' + server.label;
+    const record: AttemptRecord = { server, connectMs: -1, headerMs: -1, responseMs: -1, status: 0 };
+    if (this.current !== undefined) (this.earlierAttempts ??= []).push(this.current);
+    this.current = record;
     const pooled = this.isUpgrade ? undefined : server.pool?.acquire(now);
     if (pooled !== undefined) {
       this.conn = pooled;
       pooled.startRequest(this, this.request.method === 'HEAD', now);
-      this.upstreamConnectTime = appendTiming(this.upstreamConnectTime, 0);
+      this.current.connectMs = 0;
       this.sendRequest(pooled);
     } else {
       this.openFresh(server, now);
@@ -352,14 +360,14 @@ export class Exchange implements UpstreamUser, VariableContext {
 
   private openFresh(server: ServerState, now: number): void {
     this.phase = Phase.Connecting;
-    const conn = new UpstreamConnection(server, now, this.proxy!.connectTimeoutMs);
+    const conn = new UpstreamConnection(server, now, this.proxy!.connectTimeoutMs, this.isUpgrade);
     this.conn = conn;
     conn.startRequest(this, this.request.method === 'HEAD', now);
   }
 
   upstreamConnected(conn: UpstreamConnection): void {
     if (conn !== this.conn) return;
-    this.upstreamConnectTime = appendTiming(this.upstreamConnectTime, performance.now() - this.attemptStart);
+    this.current!.connectMs = performance.now() - this.attemptStart;
     this.sendRequest(conn);
   }
 
@@ -461,8 +469,8 @@ export class Exchange implements UpstreamUser, VariableContext {
     const server = this.serverState!;
     const now = performance.now();
     const latency = now - this.attemptStart;
-    this.upstreamHeaderTime = appendTiming(this.upstreamHeaderTime, latency);
-    this.upstreamStatus = this.upstreamStatus === '' ? '' + head.status : this.upstreamStatus + ', ' + head.status;
+    this.current!.headerMs = latency;
+    this.current!.status = head.status;
     server.lastLatencyMs = latency;
     server.latencyEwmaMs = server.latencyEwmaMs === 0 ? latency : server.latencyEwmaMs * 0.8 + latency * 0.2;
 
@@ -494,20 +502,7 @@ export class Exchange implements UpstreamUser, VariableContext {
 
   private relayHead(head: ResponseHead, body: Buffer | null, complete: boolean, conn: UpstreamConnection): void {
     const headers = this.down.responseHeaders();
-    const proxy = this.proxy!;
-    const hide = proxy.hideResponseHeaders;
-    const rewrite = proxy.redirectRewrite;
-    const tokens = head.connectionTokens;
-    const names = head.names;
-    const lower = head.lower;
-    const values = head.values;
-    for (let i = 0; i < names.length; i++) {
-      const l = lower[i]!;
-      if (hide.has(l) || (tokens !== null && tokens.includes(l))) continue;
-      let value = values[i]!;
-      if (rewrite !== undefined && (l === 'location' || l === 'refresh') && value.includes(rewrite.from)) value = value.replace(rewrite.from, rewrite.to);
-      headers.add(names[i]!, value);
-    }
+    headers.raw = relayedHeaderLines(head, this.proxy!);
     this.addConfiguredHeaders(headers, head.status);
     if (this.location!.settings.debugHeader) headers.add('X-Fulcrum-Upstream', this.upstreamAddr);
     this.status = head.status;
@@ -554,7 +549,7 @@ export class Exchange implements UpstreamUser, VariableContext {
   }
 
   private upstreamComplete(conn: UpstreamConnection): void {
-    this.upstreamResponseTime = appendTiming(this.upstreamResponseTime, performance.now() - this.attemptStart);
+    this.current!.responseMs = performance.now() - this.attemptStart;
     this.endAttempt();
     this.conn = undefined;
     // Reusable only if the upstream also got our whole request.
@@ -614,7 +609,6 @@ export class Exchange implements UpstreamUser, VariableContext {
   private failResponse(status: number): void {
     if (this.headSentToClient) return this.abortClient('upstream failed');
     this.dropUpstream();
-    if (this.upstreamStatus === '') this.upstreamStatus = '' + status;
     // The body of a request we could not forward is not worth reading: close after answering.
     if (!this.requestBodyDone) this.clientWantsKeepAlive = false;
     this.respondError(status);
@@ -718,6 +712,26 @@ export class Exchange implements UpstreamUser, VariableContext {
 
   // ------------------------------------------------------------------- VariableContext extras
 
+  get upstreamAddr(): string {
+    return joinAttempts(this.earlierAttempts, this.current, (r) => r.server.label);
+  }
+
+  get upstreamStatus(): string {
+    return joinAttempts(this.earlierAttempts, this.current, (r) => (r.status === 0 ? '502' : '' + r.status));
+  }
+
+  get upstreamConnectTime(): string {
+    return joinAttempts(this.earlierAttempts, this.current, (r) => seconds(r.connectMs));
+  }
+
+  get upstreamHeaderTime(): string {
+    return joinAttempts(this.earlierAttempts, this.current, (r) => seconds(r.headerMs));
+  }
+
+  get upstreamResponseTime(): string {
+    return joinAttempts(this.earlierAttempts, this.current, (r) => seconds(r.responseMs));
+  }
+
   sentHeader(_lowerName: string): string | undefined {
     return undefined;
   }
@@ -737,7 +751,54 @@ const STATUS_BITS = new Map<number, number>([
   [429, NextUpstream.Http429],
 ]);
 
-function appendTiming(existing: string, ms: number): string {
-  const s = (ms / 1000).toFixed(3);
-  return existing === '' ? s : existing + ', ' + s;
+/**
+ * The upstream's header lines to pass on, as text: runs of kept lines are
+ * sliced from the upstream head as they are; hop-by-hop, hidden and
+ * Connection-named fields are left out; Location/Refresh are rewritten for
+ * `proxy_redirect default`.
+ */
+function relayedHeaderLines(head: ResponseHead, proxy: ProxyRuntime): string {
+  const hide = proxy.hideResponseHeaders;
+  const rewrite = proxy.redirectRewrite;
+  const tokens = head.connectionTokens;
+  const lower = head.lower;
+  const starts = head.starts;
+  const text = head.text;
+  let out = '';
+  let run = -1;
+  for (let i = 0; i < lower.length; i++) {
+    const l = lower[i]!;
+    const rewritten = rewrite !== undefined && (l === 'location' || l === 'refresh') && head.values[i]!.includes(rewrite.from);
+    if (!hide.has(l) && (tokens === null || !tokens.includes(l)) && !rewritten) {
+      if (run < 0) run = starts[i]!;
+      continue;
+    }
+    if (run >= 0) {
+      out += text.slice(run, starts[i]);
+      run = -1;
+    }
+    if (rewritten) out += head.names[i] + ': ' + head.values[i]!.replace(rewrite.from, rewrite.to) + '\r\n';
+  }
+  if (run >= 0) out += text.slice(run) + '\r\n';
+  return out;
+}
+
+interface AttemptRecord {
+  server: ServerState;
+  connectMs: number;
+  headerMs: number;
+  responseMs: number;
+  status: number;
+}
+
+/** nginx's format for $upstream_*_time: seconds with milliseconds, "-" when the phase was not reached. */
+function seconds(ms: number): string {
+  return ms < 0 ? '-' : (ms / 1000).toFixed(3);
+}
+
+function joinAttempts(earlier: readonly AttemptRecord[] | undefined, current: AttemptRecord | undefined, field: (r: AttemptRecord) => string): string {
+  if (current === undefined) return '';
+  let out = '';
+  if (earlier !== undefined) for (const r of earlier) out += field(r) + ', ';
+  return out + field(current);
 }

@@ -26,6 +26,11 @@ export const enum UpstreamFailure {
   Truncated = 4,
 }
 
+/**
+ * Body bytes handed to the user (`body`, `data`) are borrowed: they live in a
+ * read buffer that the next read overwrites, so a user that keeps them past
+ * the call (queues them for a write) must copy them.
+ */
 export interface UpstreamUser {
   upstreamConnected(conn: UpstreamConnection): void;
   /**
@@ -56,6 +61,8 @@ const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 
 let nextConnectionId = 1;
 
+const sharedReadBuffer = Buffer.allocUnsafe(65536);
+
 export class UpstreamConnection {
   readonly id = nextConnectionId++;
   readonly socket: net.Socket;
@@ -79,7 +86,11 @@ export class UpstreamConnection {
   private remaining = 0;
   private readonly chunked = new ChunkedDecoder();
 
-  constructor(server: ServerState, now: number, connectTimeoutMs: number) {
+  /**
+   * `tunnel`: the connection will carry an upgrade (WebSocket) and must
+   * deliver bytes as owned 'data' buffers to the relay.
+   */
+  constructor(server: ServerState, now: number, connectTimeoutMs: number, tunnel = false) {
     this.server = server;
     this.createdAt = now;
     this.lastRead = now;
@@ -88,7 +99,9 @@ export class UpstreamConnection {
     // upstream certificate is not verified; SNI carries the host name.
     const socket = server.tls
       ? tls.connect({ host, port, servername: net.isIP(host) === 0 ? host : undefined, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'], timeout: connectTimeoutMs })
-      : net.connect({ host, port, noDelay: true, timeout: connectTimeoutMs });
+      : tunnel
+        ? net.connect({ host, port, noDelay: true, timeout: connectTimeoutMs })
+        : net.connect({ host, port, noDelay: true, timeout: connectTimeoutMs, onread: { buffer: sharedReadBuffer, callback: (n: number, buf: Uint8Array) => this.onRead(n, buf) } });
     this.socket = socket;
     server.connections++;
     socket.on(server.tls ? 'secureConnect' : 'connect', () => this.onConnect());
@@ -119,7 +132,6 @@ export class UpstreamConnection {
     this.responseStarted = false;
     this.expectNoBody = expectNoBody;
     this.lastRead = now;
-    this.head.reset();
     this.pending = null;
     if (this.phase !== Phase.Connecting) this.phase = Phase.Head;
   }
@@ -151,6 +163,16 @@ export class UpstreamConnection {
   private onConnectTimeout(): void {
     // Only the connect phase uses the socket timeout; later phases are watched by the proxy's sweeper.
     if (this.phase === Phase.Connecting) this.fail(UpstreamFailure.Connect, 'connect timed out');
+  }
+
+  /**
+   * Reads into one buffer shared by every upstream connection of the process
+   * (no allocation per read, no stream machinery): what this hands on is
+   * borrowed, valid only during the call; whatever is kept is copied.
+   */
+  private onRead(n: number, buf: Uint8Array): boolean {
+    this.onData((buf as Buffer).subarray(0, n));
+    return true;
   }
 
   private onData(data: Buffer): void {
@@ -190,7 +212,8 @@ export class UpstreamConnection {
       const i = buf.indexOf(CRLFCRLF, searchFrom);
       if (i < 0) {
         if (buf.length > MAX_RESPONSE_HEAD) return this.fail(UpstreamFailure.Invalid, 'upstream response head too large');
-        this.pending = buf;
+        // Keep a copy: `buf` may be the shared read buffer.
+        this.pending = buf.buffer === sharedReadBuffer.buffer ? Buffer.from(buf) : buf;
         return;
       }
       const head = this.head;

@@ -24,7 +24,9 @@ export class ServerState {
   /** `${upstream}/${address}`: the registry key. */
   readonly key: string;
   readonly upstream: string;
-  endpoint: ServerEndpoint;
+  private _endpoint: ServerEndpoint;
+  /** "host:port", for logs ($upstream_addr) and the admin API. */
+  label: string;
 
   // ---- configuration (replaced on reload)
   weight = 1;
@@ -75,7 +77,17 @@ export class ServerState {
     this.upstream = upstream;
     this.address = address;
     this.key = `${upstream}/${address}`;
-    this.endpoint = endpoint;
+    this._endpoint = endpoint;
+    this.label = `${endpoint.host}:${endpoint.port}`;
+  }
+
+  get endpoint(): ServerEndpoint {
+    return this._endpoint;
+  }
+
+  set endpoint(e: ServerEndpoint) {
+    this._endpoint = e;
+    this.label = `${e.host}:${e.port}`;
   }
 
   applyConfig(c: UpstreamServerConfig): void {
@@ -111,9 +123,5 @@ export class ServerState {
     if (this.isFailed(now)) return 'failed';
     if (this.maxConns !== 0 && this.active >= this.maxConns) return 'full';
     return undefined;
-  }
-
-  get label(): string {
-    return `${this.endpoint.host}:${this.endpoint.port}`;
   }
 }
