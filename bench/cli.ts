@@ -16,7 +16,7 @@ export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 export const PROXY_NAMES = ['fulcrum', 'nginx', 'haproxy'] as const;
 export type ProxyName = (typeof PROXY_NAMES)[number];
 
-export const DEFAULT_FULCRUM_CMD = 'node bin/fulcrum.js start --config {config}';
+export const DEFAULT_FULCRUM_CMD = 'bin/fulcrum.js start --config {config}';
 
 export interface Options {
   /** Alternations A B C per scenario; the report shows the median. */

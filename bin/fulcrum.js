@@ -1,7 +1,13 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
 // fulcrum's command line entry. The TypeScript sources are compiled to dist/
 // by `npm ci` (the `prepare` script) or `npm run build`.
 import { existsSync } from 'node:fs';
+
+// The shebang gives V8 a small young generation (--max-semi-space-size=2):
+// a proxy's per-request garbage dies young, and V8's default (up to 16 MiB
+// per semi-space) costs ~20 MiB of RSS for no measurable speed
+// (docs/benchmarks.md). V8 reads it only at start, so `node bin/fulcrum.js`
+// without the flag works the same with a larger heap.
 import { fileURLToPath } from 'node:url';
 
 const entry = new URL('../dist/src/cli/main.js', import.meta.url);

@@ -56,10 +56,8 @@ let nextConnectionId = 1;
 
 export class Http1Connection implements Downstream, ExchangeHost, TrackedConnection {
   readonly connectionId = nextConnectionId++;
+  /** Read at accept: logs need it even after the client is gone. */
   readonly remoteAddr: string;
-  readonly remotePort: number;
-  readonly localAddr: string;
-  readonly localPort: number;
   readonly scheme: 'http' | 'https';
   requestCount = 0;
   canChunk = true;
@@ -94,6 +92,7 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
   private idle = false;
   private lastBodyRead = 0;
   private writeBlockedSince = 0;
+  private closingSince = 0;
 
   constructor(
     readonly socket: Socket,
@@ -101,9 +100,6 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     now: number,
   ) {
     this.remoteAddr = socket.remoteAddress ?? '';
-    this.remotePort = socket.remotePort ?? 0;
-    this.localAddr = socket.localAddress ?? '';
-    this.localPort = socket.localPort ?? 0;
     this.scheme = listener.scheme;
     this.headStart = now;
     this.settings = listener.spec.servers.defaultServer.settings;
@@ -117,6 +113,20 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
 
   get draining(): boolean {
     return this.drainRequested;
+  }
+
+  get remotePort(): number {
+    return this.socket.remotePort ?? 0;
+  }
+
+  // The local address is read only when asked ($server_addr, $server_port,
+  // absolute redirects): it costs a getsockname syscall.
+  get localAddr(): string {
+    return this.socket.localAddress ?? '';
+  }
+
+  get localPort(): number {
+    return this.socket.localPort ?? 0;
   }
 
   // =================================================================== reading
@@ -294,10 +304,10 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
   }
 
   private onClose(): void {
+    this.listener.tracker.remove(this);
     if (this.state === State.Closed) return;
     const wasTunnel = this.state === State.Tunnel;
     this.state = State.Closed;
-    this.listener.tracker.remove(this);
     if (!wasTunnel) this.exchange?.clientAborted();
     this.exchange = null;
     this.resolveDrainWaiters();
@@ -480,14 +490,16 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     }
   }
 
-  /** Closes after flushing what was written; a client that never closes its side is cut after LINGER_MS. */
+  /**
+   * Closes after flushing what was written. The connection stays tracked
+   * until the socket is gone; a client that never closes its side is cut by
+   * the sweep after LINGER_MS (no timer per connection).
+   */
   close(): void {
     if (this.state === State.Closed) return;
     this.state = State.Closed;
-    this.listener.tracker.remove(this);
-    const socket = this.socket;
-    socket.end();
-    setTimeout(() => socket.destroy(), LINGER_MS).unref();
+    this.closingSince = performance.now();
+    this.socket.end();
     this.exchange = null;
     this.resolveDrainWaiters();
   }
@@ -503,6 +515,10 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
 
   /** Shutdown: closes the connection if no request is in progress. */
   closeIfIdle(): boolean {
+    if (this.state === State.Closed) {
+      this.socket.destroy();
+      return true;
+    }
     if (this.state === State.Head && this.exchange === null && this.buffer === null) {
       this.close();
       return true;
@@ -528,6 +544,9 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
       case State.Responding:
         if (this.exchange !== null) this.exchange.checkTimeouts(now);
         else if (this.writeBlockedSince !== 0 && now - this.writeBlockedSince > settings.sendTimeoutMs) this.abort('send timeout');
+        return;
+      case State.Closed:
+        if (now - this.closingSince > LINGER_MS) this.socket.destroy();
         return;
       default:
         return;

@@ -36,6 +36,7 @@ import { serveReturn } from '../handlers/return.js';
 import { serveStatic } from '../handlers/static-files.js';
 import { normalizePath } from '../router/normalize.js';
 import { hostWithoutPort } from '../router/server-names.js';
+import { processStats } from '../runtime/stats.js';
 import { NextUpstream, type LocationRuntime, type ProxyRuntime, type VirtualServer } from '../runtime/table.js';
 import { UpstreamConnection, UpstreamFailure, type UpstreamUser } from '../upstream/connection.js';
 import type { ServerState } from '../upstream/server-state.js';
@@ -104,10 +105,6 @@ export class Exchange implements UpstreamUser, VariableContext {
   readonly request: RequestHead;
   uri = '/';
   args = '';
-  readonly remoteAddr: string;
-  readonly remotePort: number;
-  readonly serverAddr: string;
-  readonly serverPort: number;
   readonly scheme: string;
   serverName = '';
   host = '';
@@ -171,10 +168,6 @@ export class Exchange implements UpstreamUser, VariableContext {
     this.request = head;
     this.started = now;
     this.startTime = Date.now();
-    this.remoteAddr = down.remoteAddr;
-    this.remotePort = down.remotePort;
-    this.serverAddr = down.localAddr;
-    this.serverPort = down.localPort;
     this.scheme = down.scheme;
     this.connectionId = down.connectionId;
     this.connectionRequests = down.requestCount;
@@ -182,6 +175,22 @@ export class Exchange implements UpstreamUser, VariableContext {
     this.clientWantsKeepAlive = head.wantsKeepAlive;
     this.requestBodyDone = !head.hasBody;
     this.requestId = nextRequestId(head.header('x-request-id'));
+  }
+
+  get remoteAddr(): string {
+    return this.down.remoteAddr;
+  }
+
+  get remotePort(): number {
+    return this.down.remotePort;
+  }
+
+  get serverAddr(): string {
+    return this.down.localAddr;
+  }
+
+  get serverPort(): number {
+    return this.down.localPort;
   }
 
   get bytesSent(): number {
@@ -343,6 +352,7 @@ export class Exchange implements UpstreamUser, VariableContext {
     this.serverState = server;
     server.active++;
     server.requests++;
+    if (this.attempts > 1) server.retries++;
     this.attemptStart = now;
     const record: AttemptRecord = { server, connectMs: -1, headerMs: -1, responseMs: -1, status: 0 };
     if (this.current !== undefined) (this.earlierAttempts ??= []).push(this.current);
@@ -473,6 +483,7 @@ export class Exchange implements UpstreamUser, VariableContext {
     this.current!.status = head.status;
     server.lastLatencyMs = latency;
     server.latencyEwmaMs = server.latencyEwmaMs === 0 ? latency : server.latencyEwmaMs * 0.8 + latency * 0.2;
+    server.headerLatency.observe(latency);
 
     if (head.status === 101) {
       if (!this.isUpgrade) {
@@ -704,6 +715,7 @@ export class Exchange implements UpstreamUser, VariableContext {
     this.finished = true;
     this.phase = Phase.Done;
     this.endAttempt();
+    processStats.record(this.status, performance.now() - this.started);
     const logs = (this.location ?? this.server)?.settings.accessLog;
     if (logs !== undefined) for (let i = 0; i < logs.length; i++) logs[i]!.sink.write(logs[i]!.format(this));
     // A request body still arriving is not read further: the connection closes after this response.
