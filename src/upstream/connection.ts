@@ -104,6 +104,7 @@ export class UpstreamConnection {
         : net.connect({ host, port, noDelay: true, timeout: connectTimeoutMs, onread: { buffer: sharedReadBuffer, callback: (n: number, buf: Uint8Array) => this.onRead(n, buf) } });
     this.socket = socket;
     server.connections++;
+    server.openConnections.add(this);
     socket.on(server.tls ? 'secureConnect' : 'connect', () => this.onConnect());
     socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('end', () => this.onEnd());
@@ -360,6 +361,7 @@ export class UpstreamConnection {
     this.phase = Phase.Closed;
     this.reusable = false;
     this.server.connections--;
+    this.server.openConnections.delete(this);
     this.server.pool?.forget(this);
     // A close without 'end' or 'error' (destroy() by us) needs no report;
     // one that interrupts a response does.

@@ -8,6 +8,7 @@
  */
 import type { UpstreamServerConfig } from '../config/schema.js';
 import type { ConnectionPool } from './pool.js';
+import { LatencyHistogram } from './histogram.js';
 
 export interface ServerEndpoint {
   /** Host name or IP address to connect to. */
@@ -17,6 +18,23 @@ export interface ServerEndpoint {
 
 /** Why a server is not available right now; shown by the debug header and the admin API. */
 export type Unavailability = 'config-down' | 'drain' | 'failed' | 'unhealthy' | 'full' | 'unresolved' | undefined;
+
+/**
+ * A load-aware balancing policy (least_conn, least_time) keeps its servers
+ * ordered by load; it is told when a server's load or latency changes. Only
+ * servers of an upstream using such a method have a watcher, so round robin
+ * pays one `undefined` check per request and nothing more.
+ */
+export interface LoadWatcher {
+  loadChanged(server: ServerState): void;
+  /** A response-header (`lastByte` false) or whole-response (true) time, ms. */
+  timing(server: ServerState, ms: number, lastByte: boolean): void;
+}
+
+/** The upstream group using a server, told when it becomes usable again (slow_start). */
+export interface RecoveryListener {
+  serverRecovered(server: ServerState, at: number): void;
+}
 
 export class ServerState {
   /** Address as configured ("backend_1:8080"). */
@@ -51,17 +69,59 @@ export class ServerState {
   /** True for the only primary server of a group without backups: never marked down (nginx). */
   single = false;
 
+  /** The last failure counted against this server (passive health), and when (performance.now()). */
+  lastFailure = '';
+  lastFailureAt = 0;
+
   // ---- active health (src/health/active.ts)
   healthy = true;
+  /** performance.now() of the last active-health verdict change. */
   healthChangedAt = 0;
+  /** Why the active checks last changed `healthy` ("status 503 on GET /healthz", ...). */
+  healthReason = '';
+  /** Consecutive passed / failed probes (rise / fall). */
+  probePasses = 0;
+  probeFails = 0;
   /** ms timestamp when the server came back (slow_start ramps from here). */
   recoveredAt = 0;
+  /** Set once a group has applied its configuration to this state (new servers are ramped, `mandatory` checks hold them). */
+  activated = false;
+
+  // ---- balancing (src/balancer)
+  watcher: LoadWatcher | undefined = undefined;
+  owner: RecoveryListener | undefined = undefined;
+  /** least_time: peak-EWMA of the measured latency (ms, 0 = not measured yet) and when it was last updated. */
+  peakEwmaMs = 0;
+  peakEwmaAt = 0;
 
   // ---- load
   /** Requests in flight to this server. */
   active = 0;
+  /**
+   * Requests in flight to this server from the other worker processes (sum of
+   * their counts, reported every ~100 ms through the supervisor; 0 with one
+   * worker). Balancing by load uses `active + remoteActive`. An accessor, so
+   * that a least_conn policy watching this server re-sorts it when it changes.
+   */
+  get remoteActive(): number {
+    return this._remoteActive;
+  }
+
+  set remoteActive(n: number) {
+    if (n === this._remoteActive) return;
+    this._remoteActive = n;
+    if (this.watcher !== undefined) this.watcher.loadChanged(this);
+  }
+
+  private _remoteActive = 0;
   /** Open upstream connections (busy + idle). */
   connections = 0;
+  /** Open upstream connections, so a server removed from its upstream can have them closed after a grace period. */
+  readonly openConnections = new Set<{ destroy(): void }>();
+  /** When this server was removed from its upstream (reload, admin API, discovery); 0 while it is a member. */
+  removedAt = 0;
+  /** Where this server comes from: the config file, DNS (A/AAAA or SRV), a servers file or the admin API. */
+  source: 'config' | 'dns' | 'srv' | 'file' | 'admin' = 'config';
 
   // ---- statistics (admin API, metrics, status page, least_time)
   requests = 0;
@@ -70,6 +130,10 @@ export class ServerState {
   /** Exponentially weighted moving average of response-header latency, ms. */
   latencyEwmaMs = 0;
   lastLatencyMs = 0;
+  /** Requests sent here as a retry after another server failed them. */
+  retries = 0;
+  /** Response-header latency histogram (metrics); one observe() per response. */
+  readonly headerLatency = new LatencyHistogram();
 
   pool: ConnectionPool | undefined;
 
@@ -91,6 +155,9 @@ export class ServerState {
   }
 
   applyConfig(c: UpstreamServerConfig): void {
+    // Back from `down` or `drain` (reload, admin API): slow_start ramps it up like a recovered server.
+    const wasOut = this.activated && (this.configDown || this.drain);
+    if (wasOut && !c.down && !c.drain) this.recoveredAt = performance.now();
     this.weight = c.weight;
     this.maxFails = c.max_fails;
     this.failTimeoutMs = c.fail_timeout;
@@ -99,6 +166,18 @@ export class ServerState {
     this.drain = c.drain;
     this.maxConns = c.max_conns;
     this.slowStartMs = c.slow_start;
+  }
+
+  /** A request starts on this server (active++), told to a load-aware policy. */
+  acquire(): void {
+    this.active++;
+    if (this.watcher !== undefined) this.watcher.loadChanged(this);
+  }
+
+  /** A request on this server ended (active--). */
+  release(): void {
+    this.active--;
+    if (this.watcher !== undefined) this.watcher.loadChanged(this);
   }
 
   /** Passive-health verdict at time `now` (nginx: fails >= max_fails within fail_timeout). */
@@ -114,6 +193,18 @@ export class ServerState {
     if (this.configDown || this.drain || !this.healthy) return false;
     if (this.maxConns !== 0 && this.active >= this.maxConns) return false;
     return !this.isFailed(now);
+  }
+
+  /** Sticky sessions still reach a draining server (nginx's `drain`). */
+  isAvailableForSticky(now: number): boolean {
+    if (this.configDown || !this.healthy) return false;
+    if (this.maxConns !== 0 && this.active >= this.maxConns) return false;
+    return !this.isFailed(now);
+  }
+
+  /** Panic mode ignores health verdicts, never the operator's `down`/`drain` or max_conns. */
+  isUsableInPanic(): boolean {
+    return !this.configDown && !this.drain && (this.maxConns === 0 || this.active < this.maxConns);
   }
 
   unavailability(now: number): Unavailability {
