@@ -14,7 +14,7 @@
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
+import { SEED_FIXTURE_DIR } from './seed-files.js';
 import { spawnBackends, type TestBackends } from './backends.js';
 import { makeSelfSignedCert, type CertFiles } from './certs.js';
 import { startFulcrum, type FulcrumProcess } from './fulcrum.js';
@@ -23,7 +23,7 @@ import { freePorts } from './ports.js';
 import { tempDir } from './tmp.js';
 
 /** This file runs from dist/test/support/: the repository root is three levels up, the seed beside the repository. */
-export const SEED_DIR = process.env.FULCRUM_SEED_DIR ?? fileURLToPath(new URL('../../../../shared/seed/', import.meta.url));
+export const SEED_DIR = process.env.FULCRUM_SEED_DIR ?? SEED_FIXTURE_DIR;
 export const SEED_NGINX_CONF = join(SEED_DIR, 'nginx.conf');
 /** The seed's server_name, kept: it is the SNI name and the certificate's name in these tests. */
 export const SEED_SERVER_NAME = 'blarybus.seunghooo.p-e.kr';

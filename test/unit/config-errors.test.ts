@@ -8,6 +8,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { LogSinks } from '../../src/log/access-log.js';
 import { compile } from '../../src/runtime/compile.js';
 import { ServerRegistry } from '../../src/upstream/group.js';
+import { SEED_CONFIG } from '../support/seed-files.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fulcrum-config-test-'));
 process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
@@ -34,7 +35,7 @@ function problems(name: string, text: string): string[] {
 const seedLike = (inner: string): string => `events { worker_connections 64; }\nhttp {\n${inner}\n}\n`;
 
 test('the seed nginx.conf loads and compiles', () => {
-  const loaded = loadConfig('/work/shared/seed/nginx.conf');
+  const loaded = loadConfig(SEED_CONFIG);
   const { table } = compile(loaded, { registry: new ServerRegistry(), logSinks: new LogSinks(), generation: 1, dryRun: true });
   assert.deepEqual(table.listeners.map((l) => `${l.key}${l.ssl ? ' ssl' : ''}`), ['0.0.0.0:80', '0.0.0.0:443 ssl']);
   const group = table.upstreams.get('backend_servers')!;

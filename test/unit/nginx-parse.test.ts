@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
 import { parseNginxFile, parseNginxText, type Directive, type ParseResult } from '../../src/config/nginx/parse.js';
 import type { SourceLocation } from '../../src/config/errors.js';
 
-const SEED = '/work/shared/seed/nginx.conf';
+import { SEED_CONFIG as SEED } from '../support/seed-files.js';
 
 /** `LINE:COL message` for each diagnostic: compact and exact. */
 function diagnostics(result: ParseResult): string[] {
