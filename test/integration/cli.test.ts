@@ -216,7 +216,9 @@ describe('fulcrum --help', () => {
 
   test('npx fulcrum --help from the repository root (the package bin), without the network', async (t) => {
     const r = await new Promise<{ code: number | null; stdout: string; stderr: string; missing: boolean }>((resolve) => {
-      execFile('npx', ['--offline', '--no', '--', 'fulcrum', '--help'], { cwd: REPO_ROOT, timeout: 30_000 }, (err, stdout, stderr) => {
+      // A private npm cache: npx writes an entry there, and concurrent runs sharing ~/.npm can corrupt each other's.
+      const env = { ...process.env, npm_config_cache: tempDir('fulcrum-npx-cache-') };
+      execFile('npx', ['--offline', '--no', '--', 'fulcrum', '--help'], { cwd: REPO_ROOT, timeout: 30_000, env }, (err, stdout, stderr) => {
         const code = err === null ? 0 : typeof err.code === 'number' ? err.code : null;
         resolve({ code, stdout, stderr, missing: (err as NodeJS.ErrnoException | null)?.code === 'ENOENT' });
       });
