@@ -1,9 +1,9 @@
 /**
  * `fulcrum start`: runs the proxy in the foreground until a signal stops it.
  */
-import { ConfigError, formatDiagnostic } from '../config/errors.js';
 import * as os from 'node:os';
 import { loadConfig, type ConfigFormat } from '../config/load.js';
+import { runSingle } from '../lifecycle/single.js';
 import { runSupervisor } from '../lifecycle/supervisor.js';
 import { log } from '../log/error-log.js';
 import { Runtime } from '../runtime/runtime.js';
@@ -21,19 +21,7 @@ export async function runStart(configPath: string, format: ConfigFormat | undefi
     // Reported with every detail by the start below.
   }
   if (workers > 1) return runSupervisor({ configPath, format, workers });
-  const runtime = new Runtime({ configPath, format });
-  try {
-    await runtime.start();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      for (const d of err.diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
-      log().error({ errors: err.diagnostics.length }, 'configuration is invalid: not started');
-    } else {
-      log().error({ error: (err as Error).message }, 'failed to start');
-    }
-    return 1;
-  }
-  return waitForSignals(runtime);
+  return runSingle(configPath, format);
 }
 
 /** SIGHUP reloads, SIGUSR1 reopens logs, SIGTERM/SIGINT stop gracefully (a second one stops at once). */

@@ -103,6 +103,27 @@ export const SslSettings = {
   ssl_ecdh_curve: z.string().optional(),
   ssl_dhparam: z.string().optional(),
   ssl_stapling: Flag.optional(),
+  // fulcrum's built-in ACME client (src/tls/acme/); http or server level.
+  /** server: obtain and renew certificates for this server's names. */
+  acme: Flag.optional(),
+  acme_email: z.string().min(1).optional(),
+  /** A directory URL, or letsencrypt (default), letsencrypt_staging, zerossl, google, google_staging, buypass, buypass_staging. */
+  acme_directory: z.string().min(1).optional(),
+  /** External Account Binding (ZeroSSL, Google, private CAs): key identifier and base64url HMAC key. */
+  acme_eab_kid: z.string().min(1).optional(),
+  acme_eab_hmac_key: z.string().min(1).optional(),
+  /** Challenge types in order of preference; a failed order tries the next. Default http-01 tls-alpn-01. */
+  acme_challenge: z.array(z.enum(['http-01', 'tls-alpn-01'])).min(1).optional(),
+  /** ecdsa (P-256, default) and/or rsa (2048): one certificate each, served side by side. */
+  acme_key_type: z.array(z.enum(['ecdsa', 'rsa'])).min(1).optional(),
+  /** Renew when this much validity remains; default a third of the certificate's lifetime. */
+  acme_renew_before: Duration.optional(),
+  /** Backoff after a failed order: first delay, doubling up to max. Default 2m, 12h. */
+  acme_retry: z.strictObject({ min: Duration, max: Duration.optional() }).optional(),
+  /** http: directory for accounts, certificates and challenge files; default "acme" beside the config file. */
+  acme_storage: z.string().min(1).optional(),
+  /** PEM file of CA roots to trust for the ACME directory's HTTPS (a private CA). */
+  acme_ca_root: z.string().min(1).optional(),
 };
 
 // ---------------------------------------------------------------- inheritable settings
@@ -151,7 +172,7 @@ export const InheritableSettings = {
   proxy_redirect: z.union([z.literal('off'), z.literal('default')]).optional(),
   /** fulcrum: retry a non-idempotent request carrying an Idempotency-Key header. */
   retry_idempotency_key: Flag.optional(),
-  /** fulcrum: add an X-Fulcrum-Debug header explaining the balancing decision. */
+  /** fulcrum: add X-Fulcrum-Upstream (servers tried) and X-Fulcrum-Decision (why; src/proxy/decision.ts) to proxied responses. */
   debug_header: Flag.optional(),
   ...SslSettings,
 };
@@ -235,49 +256,94 @@ export const UpstreamServer = z.strictObject({
 });
 
 export const BalanceMethod = z.strictObject({
-  method: z.enum(['round_robin', 'least_conn', 'ip_hash', 'hash', 'random', 'least_time', 'sticky']).default('round_robin'),
+  method: z.enum(['round_robin', 'least_conn', 'ip_hash', 'hash', 'random', 'least_time']).default('round_robin'),
   /** hash: the key, with variables. */
   key: z.string().optional(),
   /** hash: ketama consistent hashing. */
   consistent: z.boolean().default(false),
   /** random: pick two and choose between them. */
   two: z.boolean().default(false),
-  /** random two: how to choose between the two. */
+  /** random two: how to choose between the two (default least_conn). */
   choose: z.enum(['least_conn', 'least_time']).optional(),
-  /** least_time: what latency to compare (nginx: header, last_byte). */
+  /** least_time (and random two least_time): what latency to compare (nginx Plus: header, last_byte). */
   measure: z.enum(['header', 'last_byte']).default('header'),
-  /** sticky cookie: cookie attributes. */
-  cookie: z
-    .strictObject({
-      name: z.string().min(1),
-      expires: Duration.optional(),
-      path: z.string().optional(),
-      domain: z.string().optional(),
-      httponly: z.boolean().default(false),
-      secure: z.boolean().default(false),
-    })
-    .optional(),
+  /** least_time: nginx Plus's `inflight`; accepted: requests in flight always count in fulcrum. */
+  inflight: z.boolean().default(false),
 });
+
+/** sticky cookie NAME [expires=] [domain=] [path=] [httponly] [secure] [samesite=] [secret=] (nginx Plus, plus secret). */
+export const StickyCookie = z.strictObject({
+  cookie: z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'invalid cookie name'),
+  /** How long the browser keeps the cookie; "max" = nginx's far-future date; absent = a session cookie. */
+  expires: z.union([z.literal('max'), Duration]).optional(),
+  domain: z.string().min(1).optional(),
+  /** Default "/". */
+  path: z.string().min(1).optional(),
+  httponly: z.boolean().default(false),
+  secure: z.boolean().default(false),
+  samesite: z.enum(['strict', 'lax', 'none']).optional(),
+  /** Key material for the signed cookie value: text, or "env:NAME". See README (sticky sessions). */
+  secret: z.string().min(1).optional(),
+});
+
+/** An expected status: "200", "200-399", or negated "!500", "!500-599". */
+const StatusMatch = z.string().regex(/^!?[1-5][0-9]{2}(-[1-5][0-9]{2})?$/, 'expected a status code or range such as 200-399 or !500');
 
 export const HealthCheck = z.strictObject({
   type: z.enum(['http', 'tcp']).default('http'),
   interval: Duration.default(5000),
+  /** Each probe is delayed by a random time up to this (nginx Plus `jitter=`); the first one always starts at a random point of the first interval. */
+  jitter: Duration.default(0),
   timeout: Duration.default(2000),
+  /** Consecutive passed probes that bring an unhealthy server back (nginx Plus `passes=`). */
   rise: PositiveInt.default(2),
+  /** Consecutive failed probes that take a server out (nginx Plus `fails=`). */
   fall: PositiveInt.default(3),
-  uri: z.string().default('/'),
-  method: z.string().default('GET'),
-  /** Expected status codes as ranges, e.g. ["200-399"]. */
-  status: z.array(z.string()).default(['200-399']),
-  /** A regular expression the body must match. */
-  body: z.string().optional(),
+  uri: z.string().startsWith('/').default('/'),
+  method: z.string().regex(/^[A-Z]+$/, 'invalid method').default('GET'),
+  /** Expected status codes: the status must match one of the positive items and none of the negated ones. */
+  status: z.array(StatusMatch).min(1).default(['200-399']),
+  /** A regular expression the body (its first 64 KiB) must match. */
+  body: z
+    .string()
+    .refine((r) => {
+      try {
+        new RegExp(r);
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'invalid regular expression')
+    .optional(),
+  /** Host header of HTTP probes; default the server's address. */
   host: z.string().optional(),
+  /** Probe this port instead of the server's. */
   port: z.number().int().min(1).max(65535).optional(),
+  /** New servers get no traffic until their first probe passes (nginx Plus `mandatory`). */
+  mandatory: z.boolean().default(false),
 });
+
+/** retry_budget PERCENT [min=N] [window=TIME]. */
+export const RetryBudget = z
+  .union([
+    z.number(),
+    z.strictObject({
+      percent: z.number(),
+      /** Retries per second always allowed, whatever the share (Linkerd's minRetriesPerSecond). */
+      min: NonNegativeInt.default(3),
+      window: Duration.default(10_000),
+    }),
+  ])
+  .transform((v) => (typeof v === 'number' ? { percent: v, min: 3, window: 10_000 } : v))
+  .refine((v) => v.percent >= 0 && v.percent <= 1000, 'retry_budget must be a percentage from 0 to 1000')
+  .refine((v) => v.window >= 1000, 'the retry_budget window must be at least 1s');
 
 export const UpstreamBlock = z.strictObject({
   name: z.string().min(1),
-  servers: z.array(UpstreamServer).min(1),
+  /** At least one, unless `servers_file` lists them. */
+  servers: z.array(UpstreamServer).default([]),
+  /** fulcrum: a JSON or YAML file listing more servers (same keys as `servers`), watched and applied while running. */
+  servers_file: z.string().min(1).optional(),
   balance: BalanceMethod.prefault({}),
   /** Idle keep-alive connections kept to this upstream's servers; 0 disables reuse. */
   keepalive: NonNegativeInt.optional(),
@@ -287,8 +353,14 @@ export const UpstreamBlock = z.strictObject({
   health_check: HealthCheck.optional(),
   /** Share of healthy servers below which all servers are used (Envoy's panic threshold); 0 = off. */
   panic_threshold: z.number().min(0).max(100).default(0),
-  /** Retries may add at most this percentage of extra requests; 0 = no budget. */
-  retry_budget: z.number().min(0).max(100).default(0),
+  /** Retries may add at most this percentage of the requests of the last window; 0 = no budget (nginx). */
+  retry_budget: RetryBudget.prefault(0),
+  /** Session persistence by cookie, on top of the balancing method. */
+  sticky: StickyCookie.optional(),
+}).superRefine((u, ctx) => {
+  if (u.servers.length === 0 && u.servers_file === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['servers'], message: `upstream "${u.name}" needs at least one server (or a servers_file)` });
+  }
 });
 
 // ---------------------------------------------------------------- top level
@@ -304,7 +376,11 @@ export const HttpBlock = z.strictObject({
 });
 
 export const AdminSettings = z.strictObject({
-  listen: z.string().default('127.0.0.1:9090'),
+  /** "127.0.0.1:9090", a bare port (bound to 127.0.0.1), "*:9090" (every IPv4 address) or "[::1]:9090". */
+  listen: z
+    .string()
+    .regex(/^(?:(?:\[[0-9A-Fa-f:.]+\]|[0-9.]+|\*|localhost):)?[0-9]{1,5}$/, 'admin listen must be address:port or a port (the address an IP, "*" or localhost)')
+    .default('127.0.0.1:9090'),
   /** Bearer token required for every change; read from the environment when it starts with "env:". */
   token: z.string().optional(),
 });
@@ -313,6 +389,13 @@ export const ConfigSchema = z.strictObject({
   worker_processes: z.union([z.literal('auto'), PositiveInt]).default(1),
   worker_connections: PositiveInt.default(512),
   worker_shutdown_timeout: Duration.default(30_000),
+  /**
+   * fulcrum: after a reload, WebSockets and responses still streaming on a
+   * route the reload kept are left alone for at most this long; 0 = no limit.
+   */
+  reload_stream_timeout: Duration.default(0),
+  /** fulcrum: reload when the configuration file (or a file it includes) changes. */
+  watch_config: Flag.default(false),
   error_log: ErrorLog.prefault({}),
   pid: z.string().optional(),
   admin: AdminSettings.optional(),
@@ -331,6 +414,8 @@ export type ReturnConfig = z.output<typeof ReturnAction>;
 export type AccessLogConfig = z.output<typeof AccessLogTarget>;
 export type HealthCheckConfig = z.output<typeof HealthCheck>;
 export type BalanceConfig = z.output<typeof BalanceMethod>;
+export type StickyCookieConfig = z.output<typeof StickyCookie>;
+export type RetryBudgetConfig = z.output<typeof RetryBudget>;
 
 /** The settings object shape shared by http, server and location levels. */
 export type Settings = z.output<z.ZodObject<typeof InheritableSettings>>;

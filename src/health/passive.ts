@@ -77,10 +77,20 @@ export function onHealthEvent(listener: HealthListener): () => void {
 }
 
 let applyingRemote = false;
+let epoch = 0;
+
+/** Increases with every health transition; cached health-derived state (panic mode) compares it. */
+export function healthEpoch(): number {
+  return epoch;
+}
 
 export function emitHealthEvent(event: HealthEvent): void {
   if (applyingRemote) event.remote = true;
+  epoch++;
+  if (event.state === 'up') event.server.recoveredAt = event.at;
   for (const l of listeners) l(event);
+  // slow_start: the group using the server ramps its weight up from here.
+  if (event.state === 'up' && event.server.isAvailable(event.at)) event.server.owner?.serverRecovered(event.server, event.at);
 }
 
 export function noteSelected(server: ServerState, now: number): void {
@@ -104,6 +114,8 @@ function recordFailure(server: ServerState, now: number, reason: string, local: 
   server.fails++;
   server.accessed = now;
   server.checked = now;
+  server.lastFailure = reason;
+  server.lastFailureAt = now;
   if (server.maxFails !== 0 && server.fails >= server.maxFails && !server.single && server.failedSince === 0) {
     server.failedSince = now;
     emitHealthEvent({

@@ -21,6 +21,8 @@ export class ConnectionTracker {
   private readonly connections = new Set<TrackedConnection>();
   private timer: NodeJS.Timeout | undefined;
   private readonly housekeeping: ((now: number) => void)[] = [];
+  /** Connections drained by a reload that must be gone by a time (reload_stream_timeout). */
+  private readonly deadlines = new Map<TrackedConnection, number>();
 
   constructor(public maxConnections: number) {}
 
@@ -39,6 +41,7 @@ export class ConnectionTracker {
 
   remove(c: TrackedConnection): void {
     this.connections.delete(c);
+    if (this.deadlines.size !== 0) this.deadlines.delete(c);
   }
 
   /** Runs `task` on every sweep too (idle upstream pools, health clocks). */
@@ -60,12 +63,28 @@ export class ConnectionTracker {
   sweep(): void {
     const now = performance.now();
     for (const c of this.connections) c.checkTimeouts(now);
+    if (this.deadlines.size !== 0) {
+      for (const [c, at] of this.deadlines) {
+        if (now < at) continue;
+        this.deadlines.delete(c);
+        c.abort('reload_stream_timeout');
+      }
+    }
     for (const task of this.housekeeping) task(now);
   }
 
-  /** Reload: every current connection closes after its next response. */
-  drainAll(): void {
-    for (const c of this.connections) c.drain();
+  /**
+   * Reload: every current connection closes after its next response. With
+   * `deadlineMs` > 0, one still open that long afterwards (a long stream, a
+   * WebSocket) is closed then; a connection keeps the deadline of the first
+   * reload that drained it.
+   */
+  drainAll(deadlineMs = 0): void {
+    const at = deadlineMs > 0 ? performance.now() + deadlineMs : 0;
+    for (const c of this.connections) {
+      c.drain();
+      if (at !== 0 && !this.deadlines.has(c)) this.deadlines.set(c, at);
+    }
   }
 
   /** Shutdown: close idle connections, let busy ones finish. Returns how many are still busy. */

@@ -7,8 +7,11 @@
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { ListenerSpec } from '../runtime/table.js';
-import { ListenerCertificates } from '../tls/certificate-store.js';
-import { SessionCache, rotateTicketKeys, sessionCacheCapacity } from '../tls/context.js';
+import { TlsAlpn01Responder } from '../tls/acme/tls-alpn01.js';
+import { ListenerCertificates, type KeyType } from '../tls/certificate-store.js';
+import { peekClientHello } from '../tls/client-hello.js';
+import { SessionCache, TicketKeys, sessionCacheCapacity } from '../tls/context.js';
+import { ocspStapler } from '../tls/ocsp.js';
 import type { ConnectionTracker } from './connection-tracker.js';
 import { Http1Connection, type ListenerContext } from './http1-connection.js';
 import { Http2Connection } from './http2-session.js';
@@ -16,23 +19,47 @@ import { Http2Connection } from './http2-session.js';
 const TICKET_KEY_ROTATION_MS = 3_600_000;
 
 /**
- * ALPN: h2 when offered and enabled, else HTTP/1.x. Like nginx, a client
- * offering only protocols we do not name (curl --http1.0 offers "http/1.0")
- * is not refused: it gets HTTP/1.x.
+ * ALPN: h2 when offered and enabled, else HTTP/1.x (curl --http1.0 offers
+ * only "http/1.0" and gets it). A client that offers only protocols fulcrum
+ * does not speak (spdy/3.1, an ACME validator's acme-tls/1 reaching the real
+ * server) gets a fatal no_application_protocol alert, as from nginx; a
+ * client that sends no ALPN at all is not asked.
  */
 export function chooseAlpn(offered: readonly string[], http2: boolean): string | undefined {
   if (http2 && offered.includes('h2')) return 'h2';
   if (offered.includes('http/1.1')) return 'http/1.1';
   if (offered.includes('http/1.0')) return 'http/1.0';
-  return offered[0];
+  return undefined;
+}
+
+function onOcspRequest(cert: Buffer, _issuer: Buffer, cb: (err: Error | null, response: Buffer) => void): void {
+  cb(null, ocspStapler.responseFor(cert) as Buffer);
+}
+
+/** The acme_storage directories of the servers on this listener that use TLS-ALPN-01. */
+function tlsAlpnStorages(spec: ListenerSpec): string[] {
+  const out = new Set<string>();
+  for (const c of spec.tls) if (c.acme !== undefined && c.acme.challenges.includes('tls-alpn-01')) out.add(c.acme.storage);
+  return [...out];
 }
 
 export class Listener implements ListenerContext {
   spec: ListenerSpec;
   readonly scheme: 'http' | 'https';
+  /** The listening socket (a tls.Server for TLS listeners). */
   readonly server: net.Server;
   private readonly certificates: ListenerCertificates | undefined;
-  private ticketTimer: NodeJS.Timeout | undefined;
+  /**
+   * TLS listeners with certificates of several key types hand SNI
+   * connections to this second TLS server (not listening; its own context has
+   * no certificate): see src/tls/certificate-store.ts.
+   */
+  private readonly sniServer: tls.Server | undefined;
+  private ticketKeys: TicketKeys | undefined;
+  /** Set while some server on this listener obtains certificates with ACME TLS-ALPN-01. */
+  private alpnResponder: TlsAlpn01Responder | undefined;
+  /** Key type each peeked connection can use (remote address|port -> type), read by the SNI callback. */
+  private readonly keyTypeHints = new Map<string, KeyType>();
 
   constructor(
     spec: ListenerSpec,
@@ -41,23 +68,51 @@ export class Listener implements ListenerContext {
     this.spec = spec;
     this.scheme = spec.ssl ? 'https' : 'http';
     if (spec.ssl) {
-      this.certificates = new ListenerCertificates(spec.tls);
-      const first = spec.tls[0];
-      const tlsServer = tls.createServer({
-        ...this.certificates.defaultOptions,
-        SNICallback: this.certificates.sniCallback,
+      const certificates = new ListenerCertificates(spec.tls);
+      this.certificates = certificates;
+      const hints = this.keyTypeHints;
+      const common = {
         ALPNCallback: ({ protocols }: { protocols: string[] }) => chooseAlpn(protocols, this.spec.http2),
         allowHalfOpen: true,
         noDelay: true,
         handshakeTimeout: 10_000,
+      };
+      const tlsServer = tls.createServer({
+        ...certificates.defaultOptions,
+        SNICallback: (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) => certificates.select(servername, cb),
+        ...common,
       } as tls.TlsOptions);
-      if (first !== undefined) {
-        new SessionCache(sessionCacheCapacity(first.sessionCache), first.sessionTimeoutMs).attach(tlsServer);
-        if (first.sessionTickets) this.ticketTimer = rotateTicketKeys(tlsServer, TICKET_KEY_ROTATION_MS);
-      }
-      tlsServer.on('secureConnection', (socket: tls.TLSSocket) => this.accept(socket, socket.alpnProtocol === 'h2'));
-      tlsServer.on('tlsClientError', (_err, socket) => socket.destroy());
+      const sniServer = tls.createServer({
+        ...certificates.sniServerOptions,
+        // Node calls it as a method of the TLSSocket, which says which connection (and so which key type) it is.
+        SNICallback(this: tls.TLSSocket | undefined, servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) {
+          let keyType: KeyType | undefined;
+          if (hints.size > 0 && this?.remotePort !== undefined) {
+            const key = `${this.remoteAddress}|${this.remotePort}`;
+            keyType = hints.get(key);
+            hints.delete(key);
+          }
+          certificates.selectOne(servername, keyType, cb);
+        },
+        ...common,
+      } as tls.TlsOptions);
       this.server = tlsServer;
+      this.sniServer = sniServer;
+      // A certificate file of the default server changed on disk: new handshakes without SNI get it.
+      certificates.onDefaultChange = () => this.applyDefaultContext();
+      this.applySessionSettings(spec);
+      tlsServer.on('secureConnection', (socket: tls.TLSSocket) => {
+        // A TLS error after the handshake (a refused renegotiation, a bad record) is emitted without closing the socket.
+        socket.on('error', () => socket.destroy());
+        this.accept(socket, socket.alpnProtocol === 'h2');
+      });
+      tlsServer.on('tlsClientError', (_err, socket) => socket.destroy());
+      // One listener to observe: connections of the SNI server are reported by the listening one.
+      sniServer.on('secureConnection', (socket: tls.TLSSocket) => tlsServer.emit('secureConnection', socket));
+      sniServer.on('tlsClientError', (err, socket) => tlsServer.emit('tlsClientError', err, socket));
+      this.routeConnections(tlsServer, sniServer);
+      this.updateAlpnResponder(spec);
+      this.updateStapling(spec);
     } else {
       this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket, false));
     }
@@ -95,10 +150,79 @@ export class Listener implements ListenerContext {
     return () => {
       if (certificates !== undefined) {
         certificates();
-        (this.server as tls.Server).setSecureContext(this.certificates!.defaultOptions);
+        this.applyDefaultContext();
+        this.updateAlpnResponder(spec);
+        this.updateStapling(spec);
       }
       this.spec = spec;
     };
+  }
+
+  /** The listener's own contexts: the default server's certificates, and the same settings without one for the SNI server. */
+  private applyDefaultContext(): void {
+    (this.server as tls.Server).setSecureContext(this.certificates!.defaultOptions);
+    this.sniServer!.setSecureContext(this.certificates!.sniServerOptions);
+    this.ticketKeys?.reapply();
+  }
+
+  /** Session resumption as the listener's first server says (ssl_session_cache, ssl_session_tickets). */
+  private applySessionSettings(spec: ListenerSpec): void {
+    const first = spec.tls[0];
+    if (first === undefined) return;
+    const servers = [this.server as tls.Server, this.sniServer!];
+    const cache = new SessionCache(sessionCacheCapacity(first.sessionCache), first.sessionTimeoutMs);
+    for (const server of servers) cache.attach(server);
+    if (first.sessionTickets) this.ticketKeys = new TicketKeys(servers, TICKET_KEY_ROTATION_MS);
+  }
+
+  /**
+   * Reads the ClientHello before the TLS stack when this listener needs what
+   * Node does not tell the SNI callback: ACME TLS-ALPN-01 validations (ALPN
+   * "acme-tls/1" only) go to the challenge responder; with certificates of
+   * several key types, SNI connections go to the SNI server with the key
+   * type the client can use noted for its SNI callback. tls.Server accepts a
+   * connection with the one 'connection' listener its constructor adds; it is
+   * wrapped here, so a listener that needs neither pays one check per
+   * connection.
+   */
+  private routeConnections(tlsServer: tls.Server, sniServer: tls.Server): void {
+    const original = tlsServer.listeners('connection');
+    if (original.length !== 1) return;
+    const accept = original[0] as (socket: net.Socket) => void;
+    tlsServer.removeListener('connection', accept);
+    tlsServer.on('connection', (socket: net.Socket) => {
+      const responder = this.alpnResponder;
+      const certificates = this.certificates!;
+      if (responder === undefined && !certificates.mixedKeyTypes) return accept.call(tlsServer, socket);
+      peekClientHello(socket, (hello) => {
+        if (hello !== undefined && responder !== undefined && hello.alpn.length === 1 && hello.alpn[0] === 'acme-tls/1') return responder.handle(socket);
+        if (hello?.servername === undefined || !certificates.mixedKeyTypes) return accept.call(tlsServer, socket);
+        const keyType = certificates.keyTypeFor(hello);
+        if (keyType !== undefined) {
+          const key = `${socket.remoteAddress}|${socket.remotePort}`;
+          this.keyTypeHints.set(key, keyType);
+          socket.once('close', () => this.keyTypeHints.delete(key));
+        }
+        sniServer.emit('connection', socket);
+      });
+    });
+  }
+
+  /** ssl_stapling: the OCSPRequest handler exists only while some server staples (Node calls it on every handshake that asks). */
+  private updateStapling(spec: ListenerSpec): void {
+    const wanted = spec.tls.some((c) => c.stapling === true);
+    for (const server of [this.server as tls.Server, this.sniServer!]) {
+      if (wanted === server.listenerCount('OCSPRequest') > 0) continue;
+      if (wanted) server.on('OCSPRequest', onOcspRequest);
+      else server.removeListener('OCSPRequest', onOcspRequest);
+    }
+  }
+
+  private updateAlpnResponder(spec: ListenerSpec): void {
+    const storages = tlsAlpnStorages(spec);
+    if (storages.length === 0) this.alpnResponder = undefined;
+    else if (this.alpnResponder === undefined) this.alpnResponder = new TlsAlpn01Responder(storages);
+    else this.alpnResponder.storages = storages;
   }
 
   private accept(socket: net.Socket, h2: boolean): void {
@@ -112,7 +236,8 @@ export class Listener implements ListenerContext {
   }
 
   close(): Promise<void> {
-    if (this.ticketTimer !== undefined) clearInterval(this.ticketTimer);
+    this.ticketKeys?.stop();
+    this.certificates?.close();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 }

@@ -39,6 +39,7 @@ import { hostWithoutPort } from '../router/server-names.js';
 import { processStats } from '../runtime/stats.js';
 import { NextUpstream, type LocationRuntime, type ProxyRuntime, type VirtualServer } from '../runtime/table.js';
 import { UpstreamConnection, UpstreamFailure, type UpstreamUser } from '../upstream/connection.js';
+import { decisionHeader } from './decision.js';
 import type { ServerState } from '../upstream/server-state.js';
 import type { VariableContext } from '../variables/context.js';
 import type { Downstream, HeaderList } from './downstream.js';
@@ -266,6 +267,7 @@ export class Exchange implements UpstreamUser, VariableContext {
   respondError(status: number): void {
     const headers = this.down.responseHeaders();
     headers.add('Content-Type', 'text/html');
+    if (this.proxy !== undefined && this.location!.settings.debugHeader) this.addDebugHeaders(headers, undefined);
     this.respondFull(status, headers, errorPage(status));
   }
 
@@ -350,7 +352,7 @@ export class Exchange implements UpstreamUser, VariableContext {
     if (this.tried !== undefined) this.tried.add(server);
     else this.firstTried = server;
     this.serverState = server;
-    server.active++;
+    server.acquire();
     server.requests++;
     if (this.attempts > 1) server.retries++;
     this.attemptStart = now;
@@ -484,6 +486,7 @@ export class Exchange implements UpstreamUser, VariableContext {
     server.lastLatencyMs = latency;
     server.latencyEwmaMs = server.latencyEwmaMs === 0 ? latency : server.latencyEwmaMs * 0.8 + latency * 0.2;
     server.headerLatency.observe(latency);
+    if (server.watcher !== undefined) server.watcher.timing(server, latency, false);
 
     if (head.status === 101) {
       if (!this.isUpgrade) {
@@ -515,7 +518,9 @@ export class Exchange implements UpstreamUser, VariableContext {
     const headers = this.down.responseHeaders();
     headers.raw = relayedHeaderLines(head, this.proxy!);
     this.addConfiguredHeaders(headers, head.status);
-    if (this.location!.settings.debugHeader) headers.add('X-Fulcrum-Upstream', this.upstreamAddr);
+    const sticky = this.proxy!.group.sticky;
+    if (sticky !== undefined) sticky.addSetCookie(headers, this, this.current!.server);
+    if (this.location!.settings.debugHeader) this.addDebugHeaders(headers, this.current!.server);
     this.status = head.status;
     this.headSentToClient = true;
     const noBody = this.request.method === 'HEAD' || statusHasNoBody(head.status);
@@ -561,6 +566,8 @@ export class Exchange implements UpstreamUser, VariableContext {
 
   private upstreamComplete(conn: UpstreamConnection): void {
     this.current!.responseMs = performance.now() - this.attemptStart;
+    const server = this.serverState;
+    if (server !== undefined && server.watcher !== undefined) server.watcher.timing(server, this.current!.responseMs, true);
     this.endAttempt();
     this.conn = undefined;
     // Reusable only if the upstream also got our whole request.
@@ -606,13 +613,17 @@ export class Exchange implements UpstreamUser, VariableContext {
     if (proxy.nextUpstreamTries !== 0 && this.attempts >= proxy.nextUpstreamTries) return false;
     if (proxy.nextUpstreamTimeoutMs !== 0 && performance.now() - this.started >= proxy.nextUpstreamTimeoutMs) return false;
     if (requestSent && !this.mayResend) return false;
-    return this.bodyReplayable;
+    if (!this.bodyReplayable) return false;
+    // Checked last: it counts the retry against the upstream's budget.
+    const budget = proxy.group.retryBudget;
+    if (budget !== undefined && !budget.allow(performance.now(), proxy.group.servers)) return false;
+    return true;
   }
 
   private endAttempt(): void {
     const server = this.serverState;
     if (server !== undefined) {
-      server.active--;
+      server.release();
       this.serverState = undefined;
     }
   }
@@ -720,6 +731,16 @@ export class Exchange implements UpstreamUser, VariableContext {
     if (logs !== undefined) for (let i = 0; i < logs.length; i++) logs[i]!.sink.write(logs[i]!.format(this));
     // A request body still arriving is not read further: the connection closes after this response.
     this.owner.exchangeDone(this, this.keepAlive && this.requestBodyDone);
+  }
+
+  /** debug_header: the servers tried and why (src/proxy/decision.ts). */
+  private addDebugHeaders(headers: HeaderList, answered: ServerState | undefined): void {
+    const attempts = this.current === undefined ? [] : [...(this.earlierAttempts ?? []), this.current];
+    const group = this.proxy!.group;
+    const now = performance.now();
+    const denied = group.retryBudget !== undefined && group.retryBudget.deniedAt >= this.started;
+    if (attempts.length > 0) headers.add('X-Fulcrum-Upstream', this.upstreamAddr);
+    headers.add('X-Fulcrum-Decision', decisionHeader(group, attempts, answered, { vars: this, now }, denied));
   }
 
   // ------------------------------------------------------------------- VariableContext extras

@@ -10,7 +10,7 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { policyFactoryFor } from '../balancer/index.js';
+import { policySetupFor } from '../balancer/index.js';
 import { roundRobin } from '../balancer/policies/round-robin.js';
 import { ConfigError, type ConfigDiagnostic } from '../config/errors.js';
 import type { LoadedConfig } from '../config/load.js';
@@ -29,7 +29,11 @@ import { COMBINED_FORMAT, compileLogFormat, jsonFormatter, type AccessLogTarget,
 import { LocationMatcher, compileNginxRegex, parseLocationMatch, type MatchableLocation } from '../router/locations.js';
 import { ServerNameMatcher } from '../router/server-names.js';
 import { DEFAULT_KEEPALIVE, ServerRegistry, UpstreamGroup, parseServerAddress } from '../upstream/group.js';
+import { RetryBudget } from '../upstream/retry-budget.js';
 import type { ServerState } from '../upstream/server-state.js';
+import { AcmeChallengeLocations } from '../tls/acme/http01.js';
+import { AcmePlan, certificateFiles } from '../tls/acme/spec.js';
+import type { Member } from './membership.js';
 import { UnknownVariableError, compileTemplate, type Template } from '../variables/template.js';
 import {
   NextUpstream,
@@ -53,6 +57,11 @@ export interface CompileDeps {
   generation: number;
   /** `fulcrum check` compiles without opening log files. */
   dryRun?: boolean;
+  /**
+   * The servers an upstream has now (discovered addresses, admin changes:
+   * src/runtime/membership.ts); without it, the config's servers.
+   */
+  membership?: (upstream: UpstreamBlockConfig) => readonly Member[];
 }
 
 export interface CompileResult {
@@ -84,6 +93,8 @@ class Compiler {
   readonly groups = new Map<string, UpstreamGroup>();
   private readonly formats = new Map<string, LineFormatter>();
   private readonly groupSchemes = new Map<UpstreamGroup, 'http' | 'https'>();
+  /** `acme on` servers and the plain servers that answer their HTTP-01 challenges (src/tls/acme/spec.ts). */
+  private acme!: AcmePlan;
 
   constructor(
     private readonly loaded: LoadedConfig,
@@ -123,6 +134,7 @@ class Compiler {
     this.compileUpstreams(http.upstreams);
     // nginx logs every request in the combined format unless told otherwise; fulcrum's default target is stdout.
     const httpSettings = this.settings(BASE_SETTINGS, { ...http, access_log: http.access_log ?? [{ path: 'stdout', format: 'combined' }] }, ['http']);
+    this.acme = new AcmePlan(http, { error: (p, m) => this.error(p, m), warn: (p, m) => this.warn(p, m), resolvePath: (f) => this.resolvePath(f) });
     const servers = http.servers.map((s, i) => this.compileServer(s, ['http', 'servers', i], http, httpSettings));
     const listeners = this.compileListeners(http.servers, servers);
     if (listeners.length === 0) this.warn(['http'], 'no server block listens anywhere: fulcrum will accept no connections');
@@ -248,29 +260,49 @@ class Compiler {
     upstreams.forEach((u, i) => {
       const p = ['http', 'upstreams', i];
       if (this.groups.has(u.name)) return this.error([...p, 'name'], `duplicate upstream "${u.name}"`);
-      const factory = policyFactoryFor(u.balance, u.name);
-      if (typeof factory === 'string') return this.error([...p, 'balance'], factory);
+      const setup = policySetupFor(u);
+      if (typeof setup === 'string') return this.error([...p, u.sticky !== undefined && setup.includes('sticky') ? 'sticky' : 'balance'], setup);
+      for (const w of setup.warnings) this.warn([...p, u.sticky !== undefined ? 'sticky' : 'name'], w);
       const states: ServerState[] = [];
       const params: UpstreamServerConfig[] = [];
+      const members = this.deps.membership?.(u);
       u.servers.forEach((s, j) => {
         const endpoint = parseServerAddress(s.address);
         if (typeof endpoint === 'string') return this.error([...p, 'servers', j], endpoint);
         if (s.backup && (u.balance.method === 'hash' || u.balance.method === 'ip_hash' || u.balance.method === 'random')) {
           return this.error([...p, 'servers', j], `balancing method "${u.balance.method}" does not support backup servers (as in nginx)`);
         }
+        if (s.service !== undefined && !s.resolve) return this.error([...p, 'servers', j], 'the "service" parameter requires "resolve" (as in nginx)');
+        if (s.slow_start > 0 && !setup.weighted) {
+          return this.error([...p, 'servers', j], `"slow_start" cannot be used with "${setup.method}": changing weights would move keys (as in nginx)`);
+        }
+        if (members !== undefined) return;
         const state = this.deps.registry.obtain(u.name, s.address, endpoint);
         this.serverKeys.add(state.key);
         states.push(state);
         params.push(s);
       });
-      if (params.length > 0 && params.every((s) => s.backup)) this.error([...p, 'servers'], `upstream "${u.name}" has only backup servers`);
+      for (const m of members ?? []) {
+        const state = this.deps.registry.obtain(u.name, m.address, m.endpoint);
+        state.source = m.source;
+        this.serverKeys.add(state.key);
+        states.push(state);
+        params.push(m.params);
+      }
+      if (u.servers.length > 0 && u.servers.every((s) => s.backup)) this.error([...p, 'servers'], `upstream "${u.name}" has only backup servers`);
       const limits = {
         maxIdle: u.keepalive ?? DEFAULT_KEEPALIVE,
         idleTimeoutMs: u.keepalive_timeout,
         maxRequests: u.keepalive_requests === 0 ? Number.MAX_SAFE_INTEGER : u.keepalive_requests,
         maxLifetimeMs: u.keepalive_time,
       };
-      this.groups.set(u.name, new UpstreamGroup(u.name, states, params, limits, factory, false, u));
+      const group = new UpstreamGroup(u.name, states, params, limits, setup.factory, false, u);
+      group.method = setup.method;
+      group.weighted = setup.weighted;
+      group.sticky = setup.sticky;
+      if (u.retry_budget.percent > 0) group.retryBudget = new RetryBudget(u.retry_budget, u.name);
+      group.rampNewServers = this.deps.generation > 1;
+      this.groups.set(u.name, group);
     });
   }
 
@@ -302,12 +334,14 @@ class Compiler {
     if (s.return !== undefined) serverReturn = this.returnRuntime([...p, 'return'], s.return);
     else if (s.redirect_https === true) serverReturn = { code: 301, text: this.template([...p, 'redirect_https'], 'https://$host$request_uri') };
     const names = s.server_name;
+    // ACME HTTP-01 tokens are answered before the locations and before a server-level return.
+    const tokenDir = this.acme.challengeDirFor(s);
     return {
       names,
       primaryName: names[0] ?? '',
       settings,
-      locations,
-      serverReturn,
+      locations: tokenDir === undefined ? locations : new AcmeChallengeLocations(tokenDir, locations, settings, serverReturn),
+      serverReturn: tokenDir === undefined ? serverReturn : undefined,
       hstsSeconds: Math.floor((s.hsts ?? 0) / 1000),
       label: `server ${names[0] ?? '""'}`,
     };
@@ -541,17 +575,22 @@ class Compiler {
 
   private tlsConfig(sc: ServerBlockConfig, p: ModelPath, isDefault: boolean): TlsServerConfig | undefined {
     const http = this.loaded.config.http;
-    const certs = sc.ssl_certificate ?? http.ssl_certificate ?? [];
-    const keys = sc.ssl_certificate_key ?? http.ssl_certificate_key ?? [];
-    if (certs.length === 0) {
+    const acme = this.acme.specFor(sc);
+    const certs = acme !== undefined ? [] : (sc.ssl_certificate ?? http.ssl_certificate ?? []);
+    const keys = acme !== undefined ? [] : (sc.ssl_certificate_key ?? http.ssl_certificate_key ?? []);
+    if (certs.length === 0 && acme === undefined) {
       this.warn(p, `server ${sc.server_name[0] ?? ''} listens with ssl but has no ssl_certificate: a temporary self-signed certificate is served`);
     }
     if (certs.length !== keys.length) {
       this.error(p, 'every "ssl_certificate" needs an "ssl_certificate_key"');
       return undefined;
     }
-    const certificates = certs.map((c, i) => ({ cert: this.resolvePath(c), key: this.resolvePath(keys[i]!) }));
+    const certificates: TlsServerConfig['certificates'] =
+      acme !== undefined
+        ? acme.keyTypes.map((keyType) => ({ cert: certificateFiles(acme, keyType).cert, key: certificateFiles(acme, keyType).key, acme: true }))
+        : certs.map((c, i) => ({ cert: this.resolvePath(c), key: this.resolvePath(keys[i]!) }));
     for (const [i, c] of certificates.entries()) {
+      if (c.acme === true) continue;
       for (const [file, kind] of [
         [c.cert, 'ssl_certificate'],
         [c.key, 'ssl_certificate_key'],
@@ -574,6 +613,8 @@ class Compiler {
       sessionTickets: get('ssl_session_tickets') ?? true,
       ecdhCurve: get('ssl_ecdh_curve'),
       isDefault,
+      stapling: get('ssl_stapling') ?? false,
+      acme,
     };
   }
 }
@@ -649,6 +690,7 @@ export function compile(loaded: LoadedConfig, deps: CompileDeps): CompileResult 
     warnings: [...loaded.warnings, ...c.warnings],
     activate() {
       for (const group of c.groups.values()) group.activate();
+      deps.registry.adoptGroups(c.groups.values());
       deps.registry.retainOnly(c.serverKeys);
     },
   };

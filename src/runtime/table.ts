@@ -10,6 +10,7 @@ import type { HeadLimits } from '../http/request-head.js';
 import type { AccessLogTarget } from '../log/access-log.js';
 import type { LocationMatcher, LocationPattern } from '../router/locations.js';
 import type { ServerNameMatcher } from '../router/server-names.js';
+import type { AcmeServerSpec } from '../tls/acme/spec.js';
 import type { UpstreamGroup } from '../upstream/group.js';
 import type { Template } from '../variables/template.js';
 
@@ -140,7 +141,8 @@ export interface VirtualServer {
 
 export interface TlsServerConfig {
   names: readonly string[];
-  certificates: readonly { cert: string; key: string }[];
+  /** Certificate/key file pairs; `acme`: fulcrum obtains these files itself (src/tls/acme/). */
+  certificates: readonly { cert: string; key: string; acme?: boolean }[];
   protocols: readonly string[];
   ciphers: string | undefined;
   preferServerCiphers: boolean;
@@ -149,6 +151,10 @@ export interface TlsServerConfig {
   sessionTickets: boolean;
   ecdhCurve: string | undefined;
   isDefault: boolean;
+  /** ssl_stapling: staple OCSP responses (src/tls/ocsp.ts). */
+  stapling?: boolean;
+  /** `acme on`: what to obtain for this server (src/tls/acme/spec.ts). */
+  acme?: AcmeServerSpec | undefined;
 }
 
 export interface ListenerSpec {

@@ -9,6 +9,7 @@
  * ssl_session_cache; session tickets only when ssl_session_tickets is on,
  * with keys rotated (never one static key for the process lifetime).
  */
+import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as tls from 'node:tls';
 import type { TlsServerConfig } from '../runtime/table.js';
@@ -23,6 +24,41 @@ export const INTERMEDIATE_CIPHERS = [
   'ECDHE-RSA-CHACHA20-POLY1305',
 ].join(':');
 export const INTERMEDIATE_CURVES = 'X25519:prime256v1:secp384r1';
+
+/** IANA ids and authentication of the intermediate TLS 1.2 suites, in order. */
+const INTERMEDIATE_SUITES = new Map<number, 'ec' | 'rsa'>([
+  [0xc02b, 'ec'],
+  [0xc02f, 'rsa'],
+  [0xc02c, 'ec'],
+  [0xc030, 'rsa'],
+  [0xcca9, 'ec'],
+  [0xcca8, 'rsa'],
+]);
+
+const suiteCache = new Map<string, Map<number, 'ec' | 'rsa'>>();
+
+/**
+ * The TLS 1.2 suites an OpenSSL cipher string enables that authenticate with
+ * an ECDSA or RSA certificate (IANA id -> type), in OpenSSL's order: from
+ * `openssl ciphers -V`, once per string. Used to tell which certificate a
+ * client would get (client-hello.ts).
+ */
+export function serverSuites(ciphers: string | undefined): Map<number, 'ec' | 'rsa'> {
+  if (ciphers === undefined) return INTERMEDIATE_SUITES;
+  const cached = suiteCache.get(ciphers);
+  if (cached !== undefined) return cached;
+  const out = new Map<number, 'ec' | 'rsa'>();
+  try {
+    const text = execFileSync('openssl', ['ciphers', '-V', ciphers], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    for (const m of text.matchAll(/0x([0-9A-F]{2}),0x([0-9A-F]{2}) - \S+\s+(TLSv1\.2|SSLv3)\s+Kx=\S+\s+Au=(ECDSA|RSA)\b/g)) {
+      out.set(parseInt(m[1]! + m[2]!, 16), m[4] === 'ECDSA' ? 'ec' : 'rsa');
+    }
+  } catch {
+    return INTERMEDIATE_SUITES;
+  }
+  suiteCache.set(ciphers, out);
+  return out;
+}
 const TLS13_SUITES = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256';
 
 export interface CertificatePair {
@@ -54,7 +90,8 @@ export function secureContextOptions(config: TlsServerConfig, pairs: readonly Ce
     honorCipherOrder: config.preferServerCiphers,
     sessionTimeout: Math.max(1, Math.floor(config.sessionTimeoutMs / 1000)),
     // Without tickets, resumption uses session IDs (the cache below).
-    secureOptions: config.sessionTickets ? 0 : crypto.constants.SSL_OP_NO_TICKET,
+    // Client-initiated renegotiation is refused, as nginx does (a CPU-exhaustion vector; TLS 1.3 has none).
+    secureOptions: (config.sessionTickets ? 0 : crypto.constants.SSL_OP_NO_TICKET) | crypto.constants.SSL_OP_NO_RENEGOTIATION,
   };
 }
 
@@ -116,10 +153,33 @@ export class SessionCache {
   }
 }
 
-/** Rotates session ticket keys (when tickets are on) so no key lives longer than `periodMs`. */
-export function rotateTicketKeys(server: tls.Server, periodMs: number): NodeJS.Timeout {
-  server.setTicketKeys(crypto.randomBytes(48));
-  const timer = setInterval(() => server.setTicketKeys(crypto.randomBytes(48)), periodMs);
-  timer.unref();
-  return timer;
+/**
+ * Session ticket keys (when tickets are on), rotated so no key lives longer
+ * than `periodMs`. The TLS servers of one listener share the key, so a
+ * ticket from either resumes on both; `reapply()` puts it back after
+ * tls.Server#setSecureContext (which starts a context with keys of its own).
+ */
+export class TicketKeys {
+  private key = crypto.randomBytes(48);
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly servers: readonly tls.Server[],
+    periodMs: number,
+  ) {
+    this.reapply();
+    this.timer = setInterval(() => {
+      this.key = crypto.randomBytes(48);
+      this.reapply();
+    }, periodMs);
+    this.timer.unref();
+  }
+
+  reapply(): void {
+    for (const server of this.servers) server.setTicketKeys(this.key);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
 }

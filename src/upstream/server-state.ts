@@ -89,6 +89,8 @@ export class ServerState {
 
   // ---- balancing (src/balancer)
   watcher: LoadWatcher | undefined = undefined;
+  /** This server's index in its watcher's tables (a backup's is negative); set by the watcher. */
+  watchSlot = 0;
   owner: RecoveryListener | undefined = undefined;
   /** least_time: peak-EWMA of the measured latency (ms, 0 = not measured yet) and when it was last updated. */
   peakEwmaMs = 0;

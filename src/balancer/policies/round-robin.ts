@@ -13,7 +13,7 @@
  * table would cost too much memory and the policy falls back to nginx's
  * O(n) loop.
  */
-import { gcd, usable, type BalancingPolicy, type PickRequest, type ServerSnapshot, type Tried } from '../policy.js';
+import { gcd, tierWeights, usable, type BalancingPolicy, type PickRequest, type ServerSnapshot, type Tried } from '../policy.js';
 import type { ServerState } from '../../upstream/server-state.js';
 
 const MAX_TABLE = 1 << 16;
@@ -39,18 +39,28 @@ export function smoothWeightedSequence(weights: readonly number[]): number[] {
   return out;
 }
 
-/** One tier (primary or backup) of servers in smooth weighted order. */
-class Rotation {
+/**
+ * One tier (primary or backup) of servers in smooth weighted order. Other
+ * policies use it too, as nginx does, when their own method finds nothing
+ * (hash and ip_hash after 20 tries).
+ */
+export class Rotation {
   private readonly table: Uint32Array | undefined;
   private cursor = 0;
   /** Fallback state for huge weight sums: nginx's running current weights. */
   private readonly current: Float64Array;
+  private readonly weights: readonly number[];
 
-  constructor(private readonly servers: readonly ServerState[]) {
+  constructor(
+    private readonly servers: readonly ServerState[],
+    weights?: readonly number[],
+  ) {
+    const w = tierWeights(servers, weights);
+    this.weights = w;
     this.current = new Float64Array(servers.length);
-    const total = servers.reduce((a, s) => a + s.weight, 0);
-    if (servers.length > 0 && total / servers.map((s) => s.weight).reduce((a, b) => gcd(a, b)) <= MAX_TABLE) {
-      this.table = Uint32Array.from(smoothWeightedSequence(servers.map((s) => s.weight)));
+    const total = w.reduce((a, b) => a + b, 0);
+    if (servers.length > 0 && total / w.reduce((a, b) => gcd(a, b)) <= MAX_TABLE) {
+      this.table = Uint32Array.from(smoothWeightedSequence(w));
     }
   }
 
@@ -75,8 +85,9 @@ class Rotation {
     for (let i = 0; i < servers.length; i++) {
       const s = servers[i]!;
       if (!usable(s, request, tried)) continue;
-      this.current[i]! += s.weight;
-      total += s.weight;
+      const w = this.weights[i]!;
+      this.current[i]! += w;
+      total += w;
       if (best < 0 || this.current[i]! > this.current[best]!) best = i;
     }
     if (best < 0) return undefined;
@@ -91,12 +102,16 @@ export class RoundRobinPolicy implements BalancingPolicy {
   private readonly backup: Rotation;
 
   constructor(snapshot: ServerSnapshot) {
-    this.primary = new Rotation(snapshot.primary);
-    this.backup = new Rotation(snapshot.backup);
+    this.primary = new Rotation(snapshot.primary, snapshot.primaryWeights);
+    this.backup = new Rotation(snapshot.backup, snapshot.backupWeights);
   }
 
   pick(request: PickRequest, tried: Tried): ServerState | undefined {
     return this.primary.pick(request, tried) ?? this.backup.pick(request, tried);
+  }
+
+  explain(server: ServerState): string {
+    return server.backup ? 'round robin (backup: no primary available)' : 'round robin';
   }
 }
 

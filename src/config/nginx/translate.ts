@@ -346,6 +346,11 @@ function parseAccessLog(d: Directive, t: Translator): unknown {
 function parseHealthCheck(d: Directive, t: Translator): Obj | undefined {
   const hc: Obj = {};
   for (const param of d.args) {
+    if (param === 'mandatory') {
+      hc.mandatory = true;
+      continue;
+    }
+    if (param === 'persistent') continue; // nginx Plus: keep the state across reloads, which fulcrum always does
     const eq = param.indexOf('=');
     if (eq < 0) {
       t.error(d, `invalid parameter "${param}"`);
@@ -354,12 +359,16 @@ function parseHealthCheck(d: Directive, t: Translator): Obj | undefined {
     const name = param.slice(0, eq);
     const value = param.slice(eq + 1);
     switch (name) {
+      case 'match':
+        t.error(d, `"match" blocks are not supported: give the expected status and body in health_check itself (status=200-399 body=REGEX)`);
+        return undefined;
       case 'type':
         if (value !== 'http' && value !== 'tcp') return void t.error(d, `invalid parameter "${param}"`);
         hc.type = value;
         break;
       case 'interval':
       case 'timeout':
+      case 'jitter':
         hc[name] = time(d, t, value);
         break;
       case 'rise':
@@ -407,6 +416,8 @@ const DIRECTIVES: Record<string, DirectiveSpec> = {
   worker_processes: scalar(['main'], (d, t, a) => (a === 'auto' ? 'auto' : integer(d, t, a, 1))),
   worker_connections: scalar(['events'], (d, t, a) => integer(d, t, a, 1)),
   worker_shutdown_timeout: scalar(['main'], time),
+  reload_stream_timeout: scalar(['main'], time),
+  watch_config: scalar(['main'], flag),
   pid: scalar(['main'], text),
   error_log: {
     contexts: ['main', 'http', 'server', 'location'],
@@ -487,7 +498,7 @@ const DIRECTIVES: Record<string, DirectiveSpec> = {
       const child = t.child(frame, 'upstreams', 'upstream', d, upstream);
       t.mark([...child.path, 'name'], d);
       t.block(d.block!, child);
-      if (upstream.servers === undefined) t.error(d, `no servers are inside upstream "${d.args[0]}"`);
+      if (upstream.servers === undefined && upstream.servers_file === undefined) t.error(d, `no servers are inside upstream "${d.args[0]}"`);
     },
   },
   log_format: {
@@ -526,9 +537,14 @@ const DIRECTIVES: Record<string, DirectiveSpec> = {
 
   // ---- server
   listen: {
-    contexts: ['server'],
+    contexts: ['server', 'admin'],
     args: [1, Infinity],
     apply(d, frame, t) {
+      if (frame.context === 'admin') {
+        // admin { listen 127.0.0.1:9090; }: one address, no parameters.
+        if (d.args.length !== 1) return t.error(d, 'invalid number of arguments in "listen" directive');
+        return t.setOnce(d, frame, 'listen', d.args[0]!);
+      }
       const listen = parseListen(d, t);
       if (listen !== undefined) t.push(d, frame, 'listen', listen);
     },
@@ -580,6 +596,7 @@ const DIRECTIVES: Record<string, DirectiveSpec> = {
   // ---- upstream
   keepalive: scalar(['upstream'], (d, t, a) => integer(d, t, a, 0)),
   keepalive_time: scalar(['upstream'], time),
+  servers_file: scalar(['upstream'], text),
   least_conn: {
     contexts: ['upstream'],
     args: [0, 0],
@@ -624,35 +641,60 @@ const DIRECTIVES: Record<string, DirectiveSpec> = {
       const measure = d.args[0] ?? 'header';
       if (measure !== 'header' && measure !== 'last_byte') return t.error(d, `invalid parameter "${measure}"`);
       if (d.args[1] !== undefined && d.args[1] !== 'inflight') return t.error(d, `invalid parameter "${d.args[1]}"`);
-      setBalance(d, frame, t, { method: 'least_time', measure });
+      setBalance(d, frame, t, d.args[1] === 'inflight' ? { method: 'least_time', measure, inflight: true } : { method: 'least_time', measure });
     },
   },
+  // nginx Plus: sticky cookie NAME [expires=TIME|max] [domain=D] [path=P] [httponly] [secure] [samesite=V]; fulcrum adds secret=.
+  // It combines with the balancing method (new sessions go where the method says), so it is not one itself.
   sticky: {
     contexts: ['upstream'],
     args: [2, Infinity],
     apply(d, frame, t) {
       if (d.args[0] !== 'cookie') return t.error(d, `sticky method "${d.args[0]}" is not supported (only "cookie")`);
-      const cookie: Obj = { name: d.args[1]! };
+      const cookie: Obj = { cookie: d.args[1]! };
       for (const param of d.args.slice(2)) {
         if (param === 'httponly' || param === 'secure') cookie[param] = true;
-        else if (param.startsWith('expires=')) cookie.expires = param.slice(8) === 'max' ? '10y' : time(d, t, param.slice(8));
+        else if (param.startsWith('expires=')) cookie.expires = param.slice(8) === 'max' ? 'max' : time(d, t, param.slice(8));
         else if (param.startsWith('path=')) cookie.path = param.slice(5);
         else if (param.startsWith('domain=')) cookie.domain = param.slice(7);
+        else if (param.startsWith('samesite=')) {
+          const v = param.slice(9).toLowerCase();
+          if (v !== 'strict' && v !== 'lax' && v !== 'none') return t.error(d, `invalid parameter "${param}" (samesite=strict|lax|none)`);
+          cookie.samesite = v;
+        } else if (param.startsWith('secret=') && param.length > 7) cookie.secret = param.slice(7);
         else return t.error(d, `invalid parameter "${param}"`);
       }
-      setBalance(d, frame, t, { method: 'sticky', cookie });
+      t.setOnce(d, frame, 'sticky', cookie);
     },
   },
   health_check: {
-    contexts: ['upstream'],
+    contexts: ['upstream', 'location'],
     args: [0, Infinity],
     apply(d, frame, t) {
+      if (frame.context === 'location') {
+        return t.error(d, 'fulcrum takes "health_check" in the upstream block (nginx Plus puts it in the location that proxies to the upstream): move it there');
+      }
       const hc = parseHealthCheck(d, t);
       if (hc !== undefined) t.setOnce(d, frame, 'health_check', hc);
     },
   },
   panic_threshold: scalar(['upstream'], (d, t, a) => integer(d, t, a.replace(/%$/, ''), 0)),
-  retry_budget: scalar(['upstream'], (d, t, a) => integer(d, t, a.replace(/%$/, ''), 0)),
+  // fulcrum: retry_budget PERCENT[%] [min=N] [window=TIME]
+  retry_budget: {
+    contexts: ['upstream'],
+    args: [1, 3],
+    apply(d, frame, t) {
+      const percent = integer(d, t, d.args[0]!.replace(/%$/, ''), 0);
+      if (percent === undefined) return;
+      const budget: Obj = { percent };
+      for (const param of d.args.slice(1)) {
+        if (param.startsWith('min=')) budget.min = integer(d, t, param.slice(4), 0);
+        else if (param.startsWith('window=')) budget.window = time(d, t, param.slice(7));
+        else return t.error(d, `invalid parameter "${param}"`);
+      }
+      t.setOnce(d, frame, 'retry_budget', budget);
+    },
+  },
 
   // ---- inheritable settings (http, server, location)
   access_log: {
@@ -816,6 +858,41 @@ const DIRECTIVES: Record<string, DirectiveSpec> = {
   ssl_ecdh_curve: scalar(HS, text),
   ssl_dhparam: scalar(HS, text),
   ssl_stapling: scalar(HS, flag),
+  // fulcrum's ACME client
+  acme: scalar(['server'], flag),
+  acme_email: scalar(HS, text),
+  acme_directory: scalar(HS, text),
+  acme_eab_kid: scalar(HS, text),
+  acme_eab_hmac_key: scalar(HS, text),
+  acme_challenge: {
+    contexts: HS,
+    args: [1, 2],
+    apply(d, frame, t) {
+      for (const a of d.args) if (a !== 'http-01' && a !== 'tls-alpn-01') return t.error(d, `invalid value "${a}" in "acme_challenge" directive, it must be "http-01" or "tls-alpn-01"`);
+      t.setOnce(d, frame, 'acme_challenge', [...d.args]);
+    },
+  },
+  acme_key_type: {
+    contexts: HS,
+    args: [1, 2],
+    apply(d, frame, t) {
+      for (const a of d.args) if (a !== 'ecdsa' && a !== 'rsa') return t.error(d, `invalid value "${a}" in "acme_key_type" directive, it must be "ecdsa" or "rsa"`);
+      t.setOnce(d, frame, 'acme_key_type', [...d.args]);
+    },
+  },
+  acme_renew_before: scalar(HS, time),
+  acme_retry: {
+    contexts: HS,
+    args: [1, 2],
+    apply(d, frame, t) {
+      const min = time(d, t, d.args[0]!);
+      const max = d.args[1] === undefined ? undefined : time(d, t, d.args[1]);
+      if (min === undefined || (d.args[1] !== undefined && max === undefined)) return;
+      t.setOnce(d, frame, 'acme_retry', max === undefined ? { min } : { min, max });
+    },
+  },
+  acme_storage: scalar(['http'], text),
+  acme_ca_root: scalar(HS, text),
   ssl: {
     contexts: HS,
     args: [1, 1],

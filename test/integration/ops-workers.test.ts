@@ -1,0 +1,155 @@
+/**
+ * All cores, one state (issue 6), with worker_processes 2:
+ *
+ * - least_conn counts are shared: every worker sees the others' requests in
+ *   flight (`remoteActive`), so a server busy in one worker is busy for all;
+ * - admin API changes are applied in every worker, and a replacement worker
+ *   gets them too;
+ * - a passive-health verdict reached in one worker holds in every worker;
+ * - a worker that dies is replaced while the other keeps serving;
+ * - `worker_processes auto` starts one worker per CPU.
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as os from 'node:os';
+import { spawnBackends, type TestBackends } from '../support/backends.js';
+import { admin } from '../support/admin.js';
+import { startFulcrum, type FulcrumProcess } from '../support/fulcrum.js';
+import { request } from '../support/http-client.js';
+import { freePorts } from '../support/ports.js';
+import { waitUntil } from '../support/wait.js';
+
+const TOKEN = 'workers-token';
+let backends: TestBackends;
+let fulcrum: FulcrumProcess;
+let port: number;
+let adminPort: number;
+
+interface WorkerView {
+  pid: number;
+  servers: { upstream: string; address: string; state: string; active: number; remote_active: number }[];
+}
+
+before(async () => {
+  backends = await spawnBackends(3);
+  [port, adminPort] = await freePorts(2);
+  const [a, b, c] = backends.ports.map((p) => `127.0.0.1:${p}`);
+  fulcrum = await startFulcrum({
+    config: `
+worker_processes 2;
+admin { listen 127.0.0.1:${adminPort}; token ${TOKEN}; }
+http {
+  access_log off;
+  upstream lc { least_conn; server ${a} max_fails=0; server ${b} max_fails=0 down; }
+  upstream rr { server ${a} max_fails=1 fail_timeout=30s; server ${b} max_fails=1 fail_timeout=30s; server ${c} max_fails=1 fail_timeout=30s; }
+  server {
+    listen 127.0.0.1:${port};
+    location /lc/ { proxy_pass http://lc/; proxy_read_timeout 30s; }
+    location /rr/ { proxy_pass http://rr/; }
+  }
+}
+`,
+  });
+});
+
+after(async () => {
+  await fulcrum?.stop();
+  await backends?.stop();
+});
+
+async function workers(): Promise<WorkerView[]> {
+  const r = await admin<{ workers: WorkerView[] }>(adminPort, 'GET', '/api/workers');
+  assert.equal(r.status, 200);
+  return r.body.workers;
+}
+
+function view(w: WorkerView, upstream: string, i: number): WorkerView['servers'][number] {
+  const s = w.servers.find((x) => x.upstream === upstream && x.address === `127.0.0.1:${backends.ports[i]}`);
+  assert.ok(s, `worker ${w.pid} has ${upstream} server ${i}`);
+  return s;
+}
+
+async function answering(path: string, n: number): Promise<string[]> {
+  const seen: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = await request({ port, path });
+    assert.equal(r.status, 200, `${path}: ${r.status}`);
+    seen.push(String(r.headers['x-backend']));
+  }
+  return seen;
+}
+
+describe('worker_processes 2: one state', () => {
+  test('least_conn counts are shared: each worker sees the requests in flight of the other', async () => {
+    assert.equal((await workers()).length, 2);
+    const slow = Array.from({ length: 6 }, () => request({ port, path: '/lc/slow?ms=2500', timeoutMs: 10_000 }));
+    await waitUntil(
+      async () => {
+        const ws = await workers();
+        return ws.every((w) => view(w, 'lc', 0).active + view(w, 'lc', 0).remote_active === 6);
+      },
+      { timeoutMs: 2000, description: 'every worker to count the 6 requests in flight (own + remote)' },
+    );
+    const split = (await workers()).map((w) => `${view(w, 'lc', 0).active}+${view(w, 'lc', 0).remote_active}`);
+    const enabled = await admin(adminPort, 'POST', `/api/upstreams/lc/servers/127.0.0.1:${backends.ports[1]}/enable`, { token: TOKEN });
+    assert.equal(enabled.status, 200, enabled.text);
+    // backend_1 has 6 requests in flight cluster-wide, backend_2 none: every worker sends new ones to backend_2.
+    assert.deepEqual(await answering('/lc/hello', 8), Array(8).fill('backend_2'), `per worker (own+remote): ${split.join(', ')}`);
+    for (const r of await Promise.all(slow)) assert.equal(r.status, 200);
+    await waitUntil(async () => (await workers()).every((w) => view(w, 'lc', 0).remote_active === 0), { timeoutMs: 2000, description: 'remote counts back to 0' });
+  });
+
+  test('an admin change is applied in every worker', async () => {
+    const drained = await admin(adminPort, 'POST', `/api/upstreams/rr/servers/127.0.0.1:${backends.ports[0]}/drain`, { token: TOKEN });
+    assert.equal(drained.status, 200, drained.text);
+    for (const w of await workers()) assert.equal(view(w, 'rr', 0).state, 'draining', `worker ${w.pid}`);
+    assert.ok(!(await answering('/rr/hello', 30)).includes('backend_1'), 'no worker sends to the drained server');
+    assert.equal((await admin(adminPort, 'POST', `/api/upstreams/rr/servers/127.0.0.1:${backends.ports[0]}/enable`, { token: TOKEN })).status, 200);
+    for (const w of await workers()) assert.equal(view(w, 'rr', 0).state, 'up');
+  });
+
+  test('a passive-health verdict reached in one worker holds in every worker', async () => {
+    await backends.kill(2);
+    const from = fulcrum.logs.length;
+    // One failure takes backend_3 out (max_fails=1); the request itself is retried on another server.
+    for (let i = 0; i < 6; i++) assert.equal((await request({ port, path: '/rr/hello' })).status, 200);
+    await fulcrum.waitForLog((e) => e.msg === 'upstream server marked down', 3000, from);
+    await waitUntil(async () => (await workers()).every((w) => view(w, 'rr', 2).state === 'down'), { timeoutMs: 2000, description: 'every worker to have backend_3 down' });
+    assert.ok(!(await answering('/rr/hello', 20)).includes('backend_3'));
+    await backends.restart(2);
+  });
+
+  test('a worker that dies is replaced, with the current state; the other keeps serving', async () => {
+    assert.equal((await admin(adminPort, 'POST', `/api/upstreams/rr/servers/127.0.0.1:${backends.ports[1]}/drain`, { token: TOKEN })).status, 200);
+    const before = (await workers()).map((w) => w.pid);
+    process.kill(before[0]!, 'SIGKILL');
+    // The surviving worker serves while the replacement starts.
+    const during = await answering('/rr/hello', 20);
+    assert.equal(during.length, 20);
+    await fulcrum.waitForLog((e) => e.msg === 'worker died: starting a new one', 3000);
+    const after = await waitUntil(async () => {
+      const ws = await workers();
+      return ws.length === 2 && !ws.some((w) => w.pid === before[0]) ? ws : undefined;
+    }, { timeoutMs: 5000, description: 'a replacement worker' });
+    const fresh = after.find((w) => !before.includes(w.pid))!;
+    assert.equal(view(fresh, 'rr', 1).state, 'draining', 'the replacement got the admin change made before it started');
+    assert.ok(!(await answering('/rr/hello', 20)).includes('backend_2'));
+  });
+});
+
+describe('worker_processes auto', () => {
+  test('one worker per CPU', async () => {
+    const [p, a] = await freePorts(2);
+    const f = await startFulcrum({
+      config: `worker_processes auto;\nadmin { listen 127.0.0.1:${a}; }\nhttp { access_log off; server { listen 127.0.0.1:${p}; return 200 ok; } }\n`,
+    });
+    try {
+      const info = await admin(a, 'GET', '/api');
+      assert.equal(info.body.workers, os.availableParallelism());
+      assert.equal(info.body.mode, os.availableParallelism() > 1 ? 'workers' : 'single');
+      assert.equal((await request({ port: p, path: '/' })).status, 200);
+    } finally {
+      await f.stop();
+    }
+  });
+});
