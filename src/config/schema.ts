@@ -174,6 +174,9 @@ export const InheritableSettings = {
   retry_idempotency_key: Flag.optional(),
   /** fulcrum: add X-Fulcrum-Upstream (servers tried) and X-Fulcrum-Decision (why; src/proxy/decision.ts) to proxied responses. */
   debug_header: Flag.optional(),
+  /** nginx's limit_conn: a zone declared by limit_conn_zone and the most connections per key. */
+  limit_conn: z.array(z.strictObject({ zone: z.string().min(1), number: PositiveInt })).optional(),
+  limit_conn_status: z.number().int().min(400).max(599).optional(),
   ...SslSettings,
 };
 
@@ -372,6 +375,8 @@ export const HttpBlock = z.strictObject({
   resolver: z.array(z.string()).optional(),
   resolver_valid: Duration.optional(),
   resolver_timeout: Duration.default(30_000),
+  /** nginx's limit_conn_zone: a named counter keyed by a variable ($binary_remote_addr...). */
+  limit_conn_zone: z.array(z.strictObject({ name: z.string().min(1), key: z.string().min(1), size: Size.optional() })).default([]),
   ...InheritableSettings,
 });
 

@@ -44,6 +44,8 @@ export class ChunkedDecoder {
   /** Start and end of the chunk data found by the last execute() call; equal when none. */
   spanStart = 0;
   spanEnd = 0;
+  /** Sum of the chunk sizes declared so far (known at each size line, before the data arrives). */
+  declaredTotal = 0;
   error = '';
 
   reset(): void {
@@ -54,6 +56,7 @@ export class ChunkedDecoder {
     this.trailerBytes = 0;
     this.spanStart = 0;
     this.spanEnd = 0;
+    this.declaredTotal = 0;
     this.error = '';
   }
 
@@ -113,6 +116,7 @@ export class ChunkedDecoder {
           if (buf[i] !== 0x0a) return this.fail(i, 'expected LF after chunk size');
           i++;
           this.sizeDigits = 0;
+          this.declaredTotal += this.remaining;
           if (this.remaining === 0) {
             this.state = State.TrailerLine;
             this.text = '';

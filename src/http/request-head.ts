@@ -22,7 +22,12 @@ const KNOWN_METHODS = new Set([
   'UNLOCK', 'UNSUBSCRIBE',
 ]);
 
-const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP\/([0-9])\.([0-9])$/;
+/**
+ * The target may hold any visible ASCII except a backslash: `\` is not a URI
+ * character (RFC 3986), and WHATWG-URL backends (Node's) read it as `/`, so
+ * `/api/..\admin` would leave the location it was routed by.
+ */
+const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x5b\x5d-\x7e]+) HTTP\/([0-9])\.([0-9])$/;
 /** RFC 3986 host (reg-name, IPv4 or IP-literal) with an optional port; no userinfo, no path. */
 const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]{0,5})?$/;
 const ABSOLUTE_FORM = /^(https?):\/\/([^/?#]*)([^#]*)$/i;

@@ -26,7 +26,7 @@ export const BARE_CR_OR_LF = /\r(?!\n)|(?<!\r)\n/;
  * head that does not match goes through the line-by-line checks, which give
  * the precise error.
  */
-export const WELL_FORMED_REQUEST_HEAD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [\x21-\x7e]+ HTTP\/1\.[01](?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*)*$/;
+export const WELL_FORMED_REQUEST_HEAD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [\x21-\x5b\x5d-\x7e]+ HTTP\/1\.[01](?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*)*$/;
 
 /** The same for a response head. */
 export const WELL_FORMED_RESPONSE_HEAD = /^HTTP\/1\.[01] [1-9][0-9][0-9](?: [\t\x20-\x7e\x80-\xff]*)?(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*)*$/;

@@ -5,6 +5,8 @@
  * reload and shutdown.
  */
 export interface TrackedConnection {
+  /** The client's address, for per-client limits (limit_conn). */
+  readonly remoteAddr: string;
   checkTimeouts(now: number): void;
   /** Reload: finish the current request, then close (Connection: close). */
   drain(): void;
@@ -19,6 +21,7 @@ export const SWEEP_MS = 100;
 
 export class ConnectionTracker {
   private readonly connections = new Set<TrackedConnection>();
+  private readonly perClient = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private readonly housekeeping: ((now: number) => void)[] = [];
   /** Connections drained by a reload that must be gone by a time (reload_stream_timeout). */
@@ -37,11 +40,22 @@ export class ConnectionTracker {
 
   add(c: TrackedConnection): void {
     this.connections.add(c);
+    const addr = c.remoteAddr;
+    this.perClient.set(addr, (this.perClient.get(addr) ?? 0) + 1);
   }
 
   remove(c: TrackedConnection): void {
-    this.connections.delete(c);
+    if (!this.connections.delete(c)) return;
     if (this.deadlines.size !== 0) this.deadlines.delete(c);
+    const addr = c.remoteAddr;
+    const n = (this.perClient.get(addr) ?? 1) - 1;
+    if (n === 0) this.perClient.delete(addr);
+    else this.perClient.set(addr, n);
+  }
+
+  /** Open connections from one client address (limit_conn keyed by $binary_remote_addr / $remote_addr). */
+  connectionsFrom(addr: string): number {
+    return this.perClient.get(addr) ?? 0;
   }
 
   /** Runs `task` on every sweep too (idle upstream pools, health clocks). */

@@ -228,12 +228,16 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     }
     const match = this.listener.spec.servers.find(head.host === undefined ? '' : hostWithoutPort(head.host));
     this.settings = match.server.settings;
-    ex.start(match.server);
+    const routed = ex.route(match.server);
+    // Body bytes that came with the head are validated (chunk framing,
+    // client_max_body_size) before the request goes anywhere: with a warm
+    // keep-alive pool the upstream head would otherwise be written at once.
     if (this.state === State.Body && this.buffer !== null) {
       const rest = this.buffer;
       this.buffer = null;
       this.feedBody(rest, 0);
     }
+    if (routed && !ex.isFinished) ex.run();
     return true;
   }
 
@@ -273,6 +277,9 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     while (pos < data.length) {
       pos = decoder.execute(data, pos);
       if (decoder.failed) return this.bodyFramingError();
+      // nginx checks each chunk's declared size against client_max_body_size at its size line.
+      const limit = ex.bodyLimit;
+      if (limit !== 0 && decoder.declaredTotal > limit) return ex.bodyTooLarge();
       if (decoder.spanEnd > decoder.spanStart) ex.requestData(data.subarray(decoder.spanStart, decoder.spanEnd));
       if (this.state !== State.Body) return; // the exchange gave up on the body (413...)
       if (decoder.done) return this.bodyDone(pos < data.length ? data.subarray(pos) : null);
@@ -454,6 +461,10 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     this.buffer = null;
     this.resumeReading();
     return { socket, buffered };
+  }
+
+  connectionsFromClient(): number {
+    return this.listener.tracker.connectionsFrom(this.remoteAddr);
   }
 
   waitForDrain(): Promise<void> {

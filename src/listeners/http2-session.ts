@@ -51,11 +51,13 @@ export class Http2Connection implements TrackedConnection {
   readonly streams = new Set<Http2StreamDownstream>();
   requestCount = 0;
   private draining = false;
+  readonly remoteAddr: string;
 
   constructor(
     readonly socket: Socket,
     readonly listener: ListenerContext,
   ) {
+    this.remoteAddr = socket.remoteAddress ?? '';
     listener.tracker.add(this);
     handingOver = this;
     try {
@@ -147,7 +149,9 @@ export function requestHeadFromH2(headers: http2.IncomingHttpHeaders): RequestHe
     head.lower.unshift('host');
     head.values.unshift(head.host);
   }
-  if (head.method === '' || !path.startsWith('/') || head.method === 'CONNECT' || head.contentLength === -2) head.error = 'malformed HTTP/2 request';
+  // The same target rules as HTTP/1.1: visible ASCII, no backslash, no fragment.
+  const badPath = !path.startsWith('/') || /[^\x21-\x5b\x5d-\x7e]|#/.test(path);
+  if (head.method === '' || badPath || head.method === 'CONNECT' || head.contentLength === -2) head.error = 'malformed HTTP/2 request';
   // HTTP/2 always frames the body itself; whether there is one is known only
   // from END_STREAM, so treat every request that may have a body as chunked.
   if (head.contentLength < 0 && head.method !== 'GET' && head.method !== 'HEAD') head.chunked = true;
@@ -261,6 +265,10 @@ export class Http2StreamDownstream implements Downstream, ExchangeHost {
 
   sendContinue(): void {
     // HTTP/2 clients that send `expect: 100-continue` get the final response; node answers 100 itself when asked.
+  }
+
+  connectionsFromClient(): number {
+    return this.connection.listener.tracker.connectionsFrom(this.remoteAddr);
   }
 
   takeOverSocket(): undefined {

@@ -96,6 +96,8 @@ export interface Downstream {
    * consumed), or undefined if this downstream cannot tunnel (HTTP/2).
    */
   takeOverSocket(): { socket: Socket; buffered: Buffer | null } | undefined;
+  /** Open connections from this client's address (per-client limits). */
+  connectionsFromClient(): number;
   /** Resolves when the client's write buffer drains (for handlers that stream at their own pace). */
   waitForDrain(): Promise<void>;
 }

@@ -37,7 +37,7 @@ import { serveStatic } from '../handlers/static-files.js';
 import { normalizePath } from '../router/normalize.js';
 import { hostWithoutPort } from '../router/server-names.js';
 import { processStats } from '../runtime/stats.js';
-import { NextUpstream, type LocationRuntime, type ProxyRuntime, type VirtualServer } from '../runtime/table.js';
+import { NextUpstream, type LimitConnRule, type LocationRuntime, type ProxyRuntime, type VirtualServer } from '../runtime/table.js';
 import { UpstreamConnection, UpstreamFailure, type UpstreamUser } from '../upstream/connection.js';
 import { decisionHeader } from './decision.js';
 import type { ServerState } from '../upstream/server-state.js';
@@ -158,6 +158,8 @@ export class Exchange implements UpstreamUser, VariableContext {
   private upstreamHeaders: ResponseHead | undefined;
   private clientWantsKeepAlive: boolean;
   private finished = false;
+  /** limit_conn counters this request holds until it finishes. */
+  private heldLimits: { counts: Map<string, number>; key: string }[] | undefined;
 
   constructor(
     readonly down: Downstream,
@@ -209,8 +211,19 @@ export class Exchange implements UpstreamUser, VariableContext {
 
   // =================================================================== routing
 
-  /** Routes the request on the virtual server the listener chose and starts handling it. */
+  /** Routes the request on the virtual server the listener chose and handles it. */
   start(server: VirtualServer): void {
+    if (this.route(server)) this.run();
+  }
+
+  /**
+   * Routing and the checks that need no I/O: URI normalisation, a server-level
+   * return, location matching, allow/deny, client_max_body_size against
+   * Content-Length. Returns false when it already answered. Split from run()
+   * so that the HTTP/1.1 connection can validate the body bytes that came
+   * with the head before anything is sent upstream.
+   */
+  route(server: VirtualServer): boolean {
     this.server = server;
     this.serverName = server.primaryName;
     const head = this.request;
@@ -219,28 +232,99 @@ export class Exchange implements UpstreamUser, VariableContext {
     const rawPath = q < 0 ? head.path : head.path.slice(0, q);
     this.args = q < 0 ? '' : head.path.slice(q + 1);
     const uri = normalizePath(rawPath, server.settings.mergeSlashes);
-    if (uri === undefined) return this.reject(400);
+    if (uri === undefined) {
+      this.reject(400);
+      return false;
+    }
     this.uri = uri;
-
-    if (server.serverReturn !== undefined) return serveReturn(this, server.serverReturn, server.settings);
+    if (server.serverReturn !== undefined) {
+      serveReturn(this, server.serverReturn, server.settings);
+      return false;
+    }
     const match = server.locations.find(uri);
-    if (match === undefined) return this.respondError(404);
+    if (match === undefined) {
+      this.respondError(404);
+      return false;
+    }
     const location = match.value;
     this.location = location;
     this.captures = match.captures;
     const settings = location.settings;
-    if (settings.access !== undefined && !settings.access.check(this.remoteAddr)) return this.reject(403);
-    if (settings.clientMaxBodySize !== 0 && head.contentLength > settings.clientMaxBodySize) return this.reject(413);
+    if (settings.access !== undefined && !settings.access.check(this.remoteAddr)) {
+      this.reject(403);
+      return false;
+    }
+    if (settings.clientMaxBodySize !== 0 && head.contentLength > settings.clientMaxBodySize) {
+      this.reject(413);
+      return false;
+    }
+    if (settings.limitConn.length !== 0 && !this.admitLimits(settings.limitConn)) {
+      this.reject(settings.limitConnStatus);
+      return false;
+    }
+    return true;
+  }
 
+  /** limit_conn: admits the request under every rule, or under none. */
+  private admitLimits(rules: readonly LimitConnRule[]): boolean {
+    for (const rule of rules) {
+      if (rule.perClientAddress) {
+        if (this.down.connectionsFromClient() > rule.limit) {
+          this.releaseLimits();
+          return false;
+        }
+        continue;
+      }
+      const key = rule.key.expand(this);
+      const count = rule.counts.get(key) ?? 0;
+      if (count >= rule.limit) {
+        this.releaseLimits();
+        return false;
+      }
+      rule.counts.set(key, count + 1);
+      (this.heldLimits ??= []).push({ counts: rule.counts, key });
+    }
+    return true;
+  }
+
+  private releaseLimits(): void {
+    const held = this.heldLimits;
+    if (held === undefined) return;
+    this.heldLimits = undefined;
+    for (const { counts, key } of held) {
+      const n = (counts.get(key) ?? 1) - 1;
+      if (n <= 0) counts.delete(key);
+      else counts.set(key, n);
+    }
+  }
+
+  /** Runs the matched location's handler. */
+  run(): void {
+    const location = this.location!;
     const action = location.action;
     switch (action.kind) {
       case 'return':
-        return serveReturn(this, action.ret, settings);
+        return serveReturn(this, action.ret, location.settings);
       case 'static':
-        return serveStatic(this, action.files, settings);
+        return serveStatic(this, action.files, location.settings);
       case 'proxy':
         return this.startProxy(action.proxy);
     }
+  }
+
+  /** client_max_body_size of the matched location (0 = unlimited). */
+  get bodyLimit(): number {
+    return this.location?.settings.clientMaxBodySize ?? 0;
+  }
+
+  /** The request body is over client_max_body_size: 413 if nothing was answered yet, else cut the connection. */
+  bodyTooLarge(): void {
+    this.requestBodyDone = true;
+    if (!this.headSentToClient) {
+      this.dropUpstream();
+      return this.reject(413);
+    }
+    this.abortClient('request body too large');
   }
 
   /** Answers with an error and closes the connection afterwards (the body, if any, is not read). */
@@ -429,17 +513,29 @@ export class Exchange implements UpstreamUser, VariableContext {
   /** A piece of the (de-chunked) request body arrived from the client. */
   requestData(chunk: Buffer): void {
     this.bodyBytesReceived += chunk.length;
-    const limit = this.location?.settings.clientMaxBodySize ?? 0;
-    if (limit !== 0 && this.bodyBytesReceived > limit) {
-      // Only chunked bodies get here: a Content-Length was checked before reading.
-      this.requestBodyDone = true;
-      if (!this.headSentToClient) {
-        this.dropUpstream();
-        return this.reject(413);
+    const limit = this.bodyLimit;
+    // Chunked bodies are checked at each size line by the connection; this catches the rest.
+    if (limit !== 0 && this.bodyBytesReceived > limit) return this.bodyTooLarge();
+    if (this.finished) return;
+    if (this.proxy === undefined) {
+      // Before run(): body bytes that came with the head are held until the request is sent.
+      if (this.location?.action.kind === 'proxy') {
+        this.keepForReplay(chunk);
+        this.held.push(chunk);
       }
-      return this.abortClient('request body too large');
+      return;
     }
-    if (this.finished || this.proxy === undefined) return; // the body of a request already answered
+    this.keepForReplay(chunk);
+    const conn = this.conn;
+    if (conn === undefined || this.phase === Phase.Connecting) {
+      this.held.push(chunk);
+      this.down.pauseRequestBody(); // until the upstream connection can take it
+      return;
+    }
+    if (!this.writeBody(conn.socket, chunk)) this.noteUpstreamBlocked();
+  }
+
+  private keepForReplay(chunk: Buffer): void {
     if (this.replay !== undefined) {
       if (this.replayBytes + chunk.length <= this.replayBudget) {
         this.replay.push(chunk);
@@ -448,13 +544,6 @@ export class Exchange implements UpstreamUser, VariableContext {
         this.replay = undefined; // too big to keep: from here on the request cannot be retried
       }
     }
-    const conn = this.conn;
-    if (conn === undefined || this.phase === Phase.Connecting) {
-      this.held.push(chunk);
-      this.down.pauseRequestBody(); // until the upstream connection can take it
-      return;
-    }
-    if (!this.writeBody(conn.socket, chunk)) this.noteUpstreamBlocked();
   }
 
   /** The request body is complete. */
@@ -565,15 +654,16 @@ export class Exchange implements UpstreamUser, VariableContext {
   }
 
   private upstreamComplete(conn: UpstreamConnection): void {
-    this.current!.responseMs = performance.now() - this.attemptStart;
+    const now = performance.now();
+    this.current!.responseMs = now - this.attemptStart;
     const server = this.serverState;
     if (server !== undefined && server.watcher !== undefined) server.watcher.timing(server, this.current!.responseMs, true);
     this.endAttempt();
     this.conn = undefined;
     // Reusable only if the upstream also got our whole request.
-    if (this.requestBodyDone && this.held.length === 0 && this.upstreamBlockedSince === 0) conn.server.pool?.release(conn, performance.now());
+    if (this.requestBodyDone && this.held.length === 0 && this.upstreamBlockedSince === 0) conn.server.pool?.release(conn, now);
     else conn.destroy();
-    this.finish();
+    this.finish(now);
   }
 
   upstreamError(conn: UpstreamConnection, failure: UpstreamFailure, message: string): void {
@@ -721,12 +811,13 @@ export class Exchange implements UpstreamUser, VariableContext {
 
   // ------------------------------------------------------------------- completion
 
-  private finish(): void {
+  /** `now`: a clock reading the caller already has (one performance.now() less per proxied request). */
+  private finish(now = performance.now()): void {
     if (this.finished) return;
     this.finished = true;
     this.phase = Phase.Done;
     this.endAttempt();
-    processStats.record(this.status, performance.now() - this.started);
+    processStats.record(this.status, now - this.started);
     const logs = (this.location ?? this.server)?.settings.accessLog;
     if (logs !== undefined) for (let i = 0; i < logs.length; i++) logs[i]!.sink.write(logs[i]!.format(this));
     // A request body still arriving is not read further: the connection closes after this response.

@@ -7,6 +7,7 @@
  * groups and their policies made. Every problem found is reported with the
  * file and line of the directive that caused it; nothing is half-applied.
  */
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -42,6 +43,7 @@ import {
   type CompiledAddHeader,
   type EffectiveSettings,
   type HeaderOp,
+  type LimitConnRule,
   type ListenerSpec,
   type LocationRuntime,
   type ProxyRuntime,
@@ -213,6 +215,8 @@ class Compiler {
       addHeaders: s.add_header !== undefined ? this.addHeaders([...p, 'add_header'], s.add_header) : parent.addHeaders,
       retryIdempotencyKey: pick('retry_idempotency_key') ?? parent.retryIdempotencyKey,
       debugHeader: pick('debug_header') ?? parent.debugHeader,
+      limitConn: s.limit_conn !== undefined ? this.limitConn([...p, 'limit_conn'], s.limit_conn) : parent.limitConn,
+      limitConnStatus: pick('limit_conn_status') ?? parent.limitConnStatus,
     };
   }
 
@@ -243,6 +247,18 @@ class Compiler {
         return true;
       },
     };
+  }
+
+  private limitConn(p: ModelPath, rules: NonNullable<Settings['limit_conn']>): LimitConnRule[] {
+    const out: LimitConnRule[] = [];
+    rules.forEach((r, i) => {
+      const zone = this.loaded.config.http.limit_conn_zone.find((z) => z.name === r.zone);
+      if (zone === undefined) return this.error([...p, i], `zero size shared memory zone "${r.zone}" (no limit_conn_zone declares it)`);
+      const key = this.template([...p, i], zone.key);
+      if (key === undefined) return;
+      out.push({ zone: zone.name, limit: r.number, perClientAddress: zone.key === '$binary_remote_addr' || zone.key === '$remote_addr', key, counts: limitZoneCounts(zone.name) });
+    });
+    return out;
   }
 
   private addHeaders(p: ModelPath, headers: NonNullable<Settings['add_header']>): CompiledAddHeader[] {
@@ -599,6 +615,9 @@ class Compiler {
         if (problem === 'missing') this.warn([...p, kind, i], `${kind} "${file}" does not exist yet: a temporary self-signed certificate is served until it appears`);
         else if (problem !== undefined) this.error([...p, kind, i], `cannot read ${kind} "${file}": ${problem}`);
       }
+      // Like `nginx -t`, load the pair: a file that exists must be a usable certificate and key.
+      const invalid = checkCertificatePair(c.cert, c.key);
+      if (invalid !== undefined) this.error([...p, 'ssl_certificate', i], invalid);
     }
     const get = <K extends keyof Settings>(key: K): Settings[K] => sc[key] ?? http[key];
     return {
@@ -617,6 +636,46 @@ class Compiler {
       acme,
     };
   }
+}
+
+/** Parses an existing certificate/key pair; returns what is wrong with it, or undefined (also when a file is missing). */
+function checkCertificatePair(certFile: string, keyFile: string): string | undefined {
+  let certText: Buffer;
+  let keyText: Buffer;
+  let reading = certFile;
+  try {
+    certText = fs.readFileSync(certFile);
+    reading = keyFile;
+    keyText = fs.readFileSync(keyFile);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // A missing file (a warning) or a permission problem was reported above.
+    if (code === 'ENOENT' || code === 'EACCES') return undefined;
+    return `cannot read "${reading}": ${code === 'EISDIR' ? 'it is a directory' : (err as Error).message}`;
+  }
+  let cert: crypto.X509Certificate;
+  try {
+    cert = new crypto.X509Certificate(certText);
+  } catch (err) {
+    return `ssl_certificate "${certFile}" is not a valid PEM certificate (${(err as Error).message})`;
+  }
+  let key: crypto.KeyObject;
+  try {
+    key = crypto.createPrivateKey(keyText);
+  } catch (err) {
+    return `ssl_certificate_key "${keyFile}" is not a valid PEM private key (${(err as Error).message})`;
+  }
+  if (!cert.checkPrivateKey(key)) return `ssl_certificate_key "${keyFile}" does not match ssl_certificate "${certFile}"`;
+  return undefined;
+}
+
+/** Request counters of limit_conn zones, by zone name: they outlive reloads, as requests in flight do. */
+const LIMIT_ZONE_COUNTS = new Map<string, Map<string, number>>();
+
+function limitZoneCounts(zone: string): Map<string, number> {
+  let counts = LIMIT_ZONE_COUNTS.get(zone);
+  if (counts === undefined) LIMIT_ZONE_COUNTS.set(zone, (counts = new Map()));
+  return counts;
 }
 
 function checkReadable(file: string): string | undefined {
@@ -675,6 +734,8 @@ const BASE_SETTINGS: EffectiveSettings = {
   addHeaders: [],
   retryIdempotencyKey: false,
   debugHeader: false,
+  limitConn: [],
+  limitConnStatus: 503,
 };
 
 /**

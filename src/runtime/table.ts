@@ -36,6 +36,25 @@ export interface EffectiveSettings {
   addHeaders: readonly CompiledAddHeader[];
   retryIdempotencyKey: boolean;
   debugHeader: boolean;
+  /** limit_conn rules in force here (inherited as a list, like nginx). */
+  limitConn: readonly LimitConnRule[];
+  limitConnStatus: number;
+}
+
+/**
+ * One limit_conn rule. Keyed by the client address, it counts the client's
+ * open connections (so connections still sending their head count too, which
+ * is what stops slowloris from one address); keyed by anything else it counts
+ * requests in progress, as nginx does. Counts are per worker process.
+ */
+export interface LimitConnRule {
+  zone: string;
+  limit: number;
+  /** The key is $binary_remote_addr or $remote_addr. */
+  perClientAddress: boolean;
+  key: Template;
+  /** Requests in progress per key value (other keys); shared by every rule on this zone. */
+  counts: Map<string, number>;
 }
 
 export interface CompiledAddHeader {

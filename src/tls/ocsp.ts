@@ -87,6 +87,11 @@ export class OcspStapler {
   }
 
   private async refresh(entry: Entry): Promise<void> {
+    if (Date.parse(entry.leaf.validTo) < Date.now()) {
+      // Replaced long ago (renewals add entries): nothing will ask for it any more.
+      this.forget(entry);
+      return;
+    }
     try {
       const { response, nextUpdate } = await fetchOcsp(entry.leaf, entry.issuer, entry.url);
       entry.response = response;
@@ -101,6 +106,13 @@ export class OcspStapler {
       log().warn({ subject: entry.leaf.subject.replace(/\n/g, ', '), responder: entry.url, error: (err as Error).message, retryInMs: delay, stapling: entry.response !== undefined && entry.expires > Date.now() ? 'previous response' : 'none' }, 'OCSP fetch failed');
       this.schedule(entry, delay);
     }
+  }
+
+  private forget(entry: Entry): void {
+    clearTimeout(entry.timer);
+    const key = derKey(entry.leaf.raw);
+    this.entries.delete(key);
+    this.single.delete(key);
   }
 
   private schedule(entry: Entry, ms: number): void {

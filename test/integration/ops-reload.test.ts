@@ -15,6 +15,10 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import http2 from 'node:http2';
+import net from 'node:net';
+import { makeSelfSignedCert } from '../support/certs.js';
+import { tempDir } from '../support/tmp.js';
 import { spawnBackends, type TestBackends } from '../support/backends.js';
 import { admin, upstreamState } from '../support/admin.js';
 import { startFulcrum } from '../support/fulcrum.js';
@@ -143,6 +147,56 @@ http {
     const r = await slow;
     assert.equal(r.status, 200, 'the request in flight at SIGTERM completed');
     assert.equal(await code, 0);
+  });
+});
+
+describe('idle keep-alive connections across a reload', () => {
+  test('HTTP/1.1: Connection: close on the next response (not closed under the client); HTTP/2: GOAWAY', async () => {
+    const [port, tlsPort] = await freePorts(2);
+    const dir = tempDir('fulcrum-reload-h2-');
+    const cert = makeSelfSignedCert(dir);
+    const config = `
+http {
+  access_log off;
+  upstream app { server 127.0.0.1:${backends.ports[0]}; }
+  server { listen 127.0.0.1:${port}; location / { proxy_pass http://app; } }
+  server {
+    listen 127.0.0.1:${tlsPort} ssl;
+    ssl_certificate ${cert.certPath};
+    ssl_certificate_key ${cert.keyPath};
+    location / { proxy_pass http://app; }
+  }
+}
+`;
+    const fulcrum = await startFulcrum({ config, dir });
+    try {
+      const socket = net.connect({ host: '127.0.0.1', port });
+      await new Promise((r) => socket.once('connect', r));
+      let received = '';
+      socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
+      socket.write('GET /hello HTTP/1.1\r\nHost: x\r\n\r\n');
+      await waitUntil(() => received.includes('Hello from'), { description: 'the first response' });
+      assert.match(received, /Connection: keep-alive/i);
+      const session = http2.connect(`https://127.0.0.1:${tlsPort}`, { ca: cert.cert, servername: 'localhost' });
+      const goaway = new Promise<void>((r) => session.once('goaway', () => r()));
+      await new Promise<void>((resolve, reject) => {
+        const req = session.request({ ':path': '/hello' });
+        req.on('response', () => undefined).on('data', () => undefined).on('end', resolve).on('error', reject);
+        req.end();
+      });
+      await fulcrum.reload();
+      await goaway;
+      // The idle HTTP/1.1 connection is still open; its next response says Connection: close, then it closes.
+      received = '';
+      socket.write('GET /hello HTTP/1.1\r\nHost: x\r\n\r\n');
+      await waitUntil(() => received.includes('Hello from'), { description: 'the response after the reload' });
+      assert.match(received, /^HTTP\/1\.1 200/);
+      assert.match(received, /Connection: close/i);
+      await new Promise((r) => socket.once('close', r));
+      session.close();
+    } finally {
+      await fulcrum.stop();
+    }
   });
 });
 

@@ -140,7 +140,6 @@ describe('config errors at start: a clear message naming the problem, exit 1, no
 
   test(
     '`fulcrum check` (nginx -t) refuses an unreadable or invalid certificate, as `fulcrum start` does',
-    { todo: 'fulcrum bug: `fulcrum check` says "test is successful" for certificate files that `fulcrum start` (and a reload) refuse; nginx -t loads them and fails' },
     async () => {
       const problems: string[] = [];
       for (const bad of BAD.filter((b) => /certificate/.test(b.name))) {

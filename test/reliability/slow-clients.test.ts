@@ -310,7 +310,6 @@ describe('limits: connections over worker_connections are refused cleanly', () =
 
   test(
     'per-client limits (nginx limit_conn_zone / limit_conn): connections over the limit from one address are refused with 503, others are served',
-    { todo: 'fulcrum bug: no per-client connection limit; limit_conn_zone and limit_conn are rejected as unknown directives' },
     async () => {
       const proxy = await startProxy({
         http: 'limit_conn_zone $binary_remote_addr zone=perip:10m;',

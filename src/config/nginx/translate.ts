@@ -816,6 +816,26 @@ const DIRECTIVES: Record<string, DirectiveSpec> = {
   }),
   retry_idempotency_key: scalar(HSL, flag),
   debug_header: scalar(HSL, flag),
+  limit_conn_zone: {
+    contexts: ['http'],
+    args: [2, 2],
+    apply(d, frame, t) {
+      const zone = /^zone=([^:]+)(?::(.+))?$/.exec(d.args[1]!);
+      if (zone === null) return t.error(d, `invalid zone "${d.args[1]}"`);
+      const entry: Obj = { name: zone[1]!, key: d.args[0]! };
+      if (zone[2] !== undefined) entry.size = size(d, t, zone[2]);
+      t.push(d, frame, 'limit_conn_zone', entry);
+    },
+  },
+  limit_conn: {
+    contexts: HSL,
+    args: [2, 2],
+    apply(d, frame, t) {
+      const number = integer(d, t, d.args[1]!, 1);
+      if (number !== undefined) t.push(d, frame, 'limit_conn', { zone: d.args[0]!, number });
+    },
+  },
+  limit_conn_status: scalar(HSL, (d, t, a) => integer(d, t, a, 400)),
 
   // ---- TLS (http or server)
   ssl_certificate: {
