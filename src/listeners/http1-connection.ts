@@ -105,7 +105,11 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     this.settings = listener.spec.servers.defaultServer.settings;
     socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('end', () => this.onEnd());
-    socket.on('error', () => this.onClose());
+    socket.on('error', () => {
+      // A TLS socket can stay open after an error (a refused renegotiation): make sure it goes.
+      socket.destroy();
+      this.onClose();
+    });
     socket.on('close', () => this.onClose());
     socket.on('drain', () => this.onDrain());
     listener.tracker.add(this);

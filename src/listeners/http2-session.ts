@@ -52,6 +52,8 @@ export class Http2Connection implements TrackedConnection {
   requestCount = 0;
   private draining = false;
   readonly remoteAddr: string;
+  /** When a stream last opened or closed (or a sweep saw one open). */
+  lastActive = performance.now();
 
   constructor(
     readonly socket: Socket,
@@ -77,6 +79,7 @@ export class Http2Connection implements TrackedConnection {
 
   private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
     this.requestCount++;
+    this.lastActive = performance.now();
     const down = new Http2StreamDownstream(this, stream);
     const head = requestHeadFromH2(headers);
     const ex = new Exchange(down, down, head, performance.now(), 0);
@@ -100,7 +103,17 @@ export class Http2Connection implements TrackedConnection {
   }
 
   checkTimeouts(now: number): void {
-    for (const s of this.streams) s.exchange?.checkTimeouts(now);
+    if (this.streams.size !== 0) {
+      this.lastActive = now;
+      for (const s of this.streams) s.exchange?.checkTimeouts(now);
+      return;
+    }
+    // No stream open: an idle connection, closed after keepalive_timeout like an HTTP/1.1 one.
+    if (now - this.lastActive > this.listener.spec.servers.defaultServer.settings.keepaliveTimeoutMs) {
+      this.session?.goaway();
+      this.session?.close();
+      this.socket.destroy();
+    }
   }
 
   drain(): void {
@@ -198,6 +211,7 @@ export class Http2StreamDownstream implements Downstream, ExchangeHost {
 
   onClose(): void {
     this.connection.streams.delete(this);
+    this.connection.lastActive = performance.now();
     const ex = this.exchange;
     this.exchange = undefined;
     ex?.clientAborted();

@@ -338,6 +338,7 @@ export class Exchange implements UpstreamUser, VariableContext {
   /** Sends a complete response (errors, return, small static answers). */
   respondFull(status: number, headers: HeaderList, body: Buffer | null, noBody = false): void {
     if (this.finished || this.headSentToClient) return;
+    addOwnHeaders(headers);
     this.addConfiguredHeaders(headers, status);
     this.status = status;
     this.headSentToClient = true;
@@ -357,6 +358,7 @@ export class Exchange implements UpstreamUser, VariableContext {
 
   /** Starts a streamed response of a handler (static files). `length` -1 = unknown. */
   beginStream(status: number, headers: HeaderList, length: number): boolean {
+    addOwnHeaders(headers);
     this.addConfiguredHeaders(headers, status);
     this.status = status;
     this.headSentToClient = true;
@@ -905,6 +907,26 @@ function relayedHeaderLines(head: ResponseHead, proxy: ProxyRuntime): string {
   }
   if (run >= 0) out += text.slice(run) + '\r\n';
   return out;
+}
+
+/** Server and Date on responses fulcrum makes itself (proxied ones keep the upstream's), as nginx does. */
+function addOwnHeaders(headers: HeaderList): void {
+  headers.add('Server', 'fulcrum');
+  headers.add('Date', httpDate());
+}
+
+let dateSecond = -1;
+let dateText = '';
+
+/** The IMF-fixdate of now, formatted once per second. */
+function httpDate(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateText = new Date(now).toUTCString();
+  }
+  return dateText;
 }
 
 interface AttemptRecord {
