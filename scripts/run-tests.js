@@ -2,9 +2,18 @@
 // Runs the compiled test files with Node's own test runner.
 // Usage: node scripts/run-tests.js [unit|integration|reliability|soak ...]
 // With no argument it runs every suite except the soak tests (npm run test:soak).
+//
+// Bounded in time, whatever a test does: a test that runs longer than
+// TEST_TIMEOUT_MS fails, a test file whose event loop stays alive after its
+// tests end (a stray child process still holding its pipes) is made to exit
+// (--test-force-exit), and the whole run is killed, process group and all,
+// after RUN_TIMEOUT_MS with a message naming the limit.
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+
+const TEST_TIMEOUT_MS = 5 * 60_000;
+const RUN_TIMEOUT_MS = 40 * 60_000;
 
 const root = new URL('../dist/test/', import.meta.url).pathname;
 const suites = process.argv.slice(2);
@@ -22,11 +31,35 @@ function collect(dir) {
   return out;
 }
 
+/** Whether this Node accepts a command-line flag (--test-force-exit is Node >= 20.14). */
+function nodeAccepts(flag) {
+  return spawnSync(process.execPath, [flag, '-e', '0'], { stdio: 'ignore' }).status === 0;
+}
+
 const files = wanted.flatMap((s) => collect(join(root, s)));
 if (files.length === 0) {
   console.error('no test files found under dist/test for', wanted.join(', '));
   process.exit(1);
 }
-const args = ['--test', '--test-reporter=spec', '--test-concurrency=2', ...files];
-const r = spawnSync(process.execPath, args, { stdio: 'inherit' });
-process.exit(r.status ?? 1);
+const args = ['--test', '--test-reporter=spec', '--test-concurrency=2', `--test-timeout=${TEST_TIMEOUT_MS}`];
+if (nodeAccepts('--test-force-exit')) args.push('--test-force-exit');
+args.push(...files);
+
+// Its own process group, so the watchdog can take every descendant down with it.
+const runner = spawn(process.execPath, args, { stdio: 'inherit', detached: true });
+const killGroup = (signal) => {
+  try { process.kill(-runner.pid, signal); } catch { /* already gone */ }
+};
+const watchdog = setTimeout(() => {
+  console.error(`\nrun-tests: the test run exceeded ${RUN_TIMEOUT_MS / 60_000} minutes; killing it`);
+  killGroup('SIGKILL');
+}, RUN_TIMEOUT_MS);
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => { killGroup(signal); setTimeout(() => killGroup('SIGKILL'), 5_000).unref(); });
+}
+runner.on('exit', (code, signal) => {
+  clearTimeout(watchdog);
+  // Nothing a test started may outlive the run.
+  killGroup('SIGKILL');
+  process.exit(signal !== null ? 1 : (code ?? 1));
+});

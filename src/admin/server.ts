@@ -24,7 +24,7 @@ import type { RuntimeReport } from '../runtime/report.js';
 import { ServerRegistry } from '../upstream/group.js';
 import type { ServerOp } from '../runtime/membership.js';
 import type { ControlPlane } from './control.js';
-import { createMetrics, type Metrics } from './metrics.js';
+import type { Metrics } from './metrics.js';
 import { STATUS_PAGE_HTML } from './status-page.js';
 import { statusView } from './status.js';
 
@@ -80,11 +80,14 @@ class HttpError extends Error {
 export class AdminServer {
   private server: http.Server | undefined;
   private settings: AdminSettings | undefined;
-  private readonly metrics: Metrics;
+  /** Loaded on the first scrape: prom-client costs ~10 MiB of RSS a proxy without metrics should not pay. */
+  private metrics: Promise<Metrics> | undefined;
   private readonly sse = new Set<http.ServerResponse>();
 
-  constructor(private readonly control: ControlPlane) {
-    this.metrics = createMetrics(control);
+  constructor(private readonly control: ControlPlane) {}
+
+  private loadMetrics(): Promise<Metrics> {
+    return (this.metrics ??= import('./metrics.js').then((m) => m.createMetrics(this.control)));
   }
 
   /** The bound address ("127.0.0.1:9090"), once listening. */
@@ -158,8 +161,10 @@ export class AdminServer {
           return;
         case 'GET /status':
           return send(res, 200, STATUS_PAGE_HTML, 'text/html; charset=utf-8');
-        case 'GET /metrics':
-          return send(res, 200, await this.metrics.scrape(), this.metrics.registry.contentType);
+        case 'GET /metrics': {
+          const metrics = await this.loadMetrics();
+          return send(res, 200, await metrics.scrape(), metrics.registry.contentType);
+        }
         case 'GET /openapi.yaml':
           return send(res, 200, fs.readFileSync(OPENAPI_FILE, 'utf8'), 'application/yaml; charset=utf-8');
         case 'GET /api':

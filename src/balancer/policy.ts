@@ -28,6 +28,8 @@ export interface ServerSnapshot {
    */
   readonly primaryWeights?: readonly number[] | undefined;
   readonly backupWeights?: readonly number[] | undefined;
+  /** The upstream group's name, so workers can share a rotation's position (round-robin.ts). */
+  readonly group?: string | undefined;
 }
 
 /** Servers already tried for this request. Tiny: linear search beats hashing at these sizes. */

@@ -391,7 +391,7 @@ export const AdminSettings = z.strictObject({
 });
 
 export const ConfigSchema = z.strictObject({
-  worker_processes: z.union([z.literal('auto'), PositiveInt]).default(1),
+  worker_processes: z.union([z.literal('auto'), PositiveInt]).default('auto'),
   worker_connections: PositiveInt.default(512),
   worker_shutdown_timeout: Duration.default(30_000),
   /**

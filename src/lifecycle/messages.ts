@@ -13,6 +13,8 @@ export type ToWorker =
   | { type: 'passive'; op: PassiveOp }
   /** Active health verdicts from the supervisor, which runs the only probes (src/lifecycle/cluster-health.ts). */
   | { type: 'health'; verdicts: HealthVerdict[] }
+  /** Another worker's round-robin position after a sparse pick (src/balancer/policies/round-robin.ts). */
+  | { type: 'rotation'; key: string; cursor: number }
   | OpsToWorker;
 
 export type FromWorker =
@@ -21,6 +23,7 @@ export type FromWorker =
   | { type: 'reloaded' }
   | { type: 'reload-failed'; error: string }
   | { type: 'passive'; op: PassiveOp }
+  | { type: 'rotation'; key: string; cursor: number }
   | OpsFromWorker;
 
 // ---- operations (src/admin, src/discovery, binary upgrade): one state in every worker

@@ -171,6 +171,9 @@ class Supervisor {
       case 'passive':
         for (const w of this.workers) if (w !== from && w.isConnected()) w.send({ type: 'passive', op: m.op } satisfies ToWorker);
         return;
+      case 'rotation':
+        for (const w of this.workers) if (w !== from && w.isConnected()) w.send({ type: 'rotation', key: m.key, cursor: m.cursor } satisfies ToWorker);
+        return;
       case 'reloaded':
       case 'reload-failed':
         if (this.pendingReload === undefined) return;

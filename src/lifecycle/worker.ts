@@ -16,6 +16,7 @@
 import type { Server } from 'node:net';
 import { applyVerdict } from '../health/active.js';
 import { applyPassiveOp, setPassiveOpSink } from '../health/passive.js';
+import { applyRotationPosition, setRotationPositionSink } from '../balancer/policies/round-robin.js';
 import { log } from '../log/error-log.js';
 import type { ConfigFormat } from '../config/load.js';
 import { inheritedFdsFromEnv, Runtime } from '../runtime/runtime.js';
@@ -36,6 +37,7 @@ function send(message: FromWorker, handle?: unknown): void {
 export async function runWorker(configPath: string, format: ConfigFormat | undefined): Promise<void> {
   const runtime = new Runtime({ configPath, format, role: 'worker', inheritedFds: inheritedFdsFromEnv() });
   setPassiveOpSink((op) => send({ type: 'passive', op }));
+  setRotationPositionSink((key, cursor) => send({ type: 'rotation', key, cursor }));
   let stopping = false;
   const stop = async (handover = false): Promise<void> => {
     if (stopping) return;
@@ -60,6 +62,9 @@ export async function runWorker(configPath: string, format: ConfigFormat | undef
         return;
       case 'reopen-logs':
         runtime.logSinks.reopen();
+        return;
+      case 'rotation':
+        applyRotationPosition(m.key, m.cursor, performance.now());
         return;
       case 'passive': {
         const server = runtime.registry.get(m.op.key);

@@ -230,9 +230,9 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     } else {
       this.state = State.Responding;
     }
-    const match = this.listener.spec.servers.find(head.host === undefined ? '' : hostWithoutPort(head.host));
-    this.settings = match.server.settings;
-    const routed = ex.route(match.server);
+    const server = this.listener.spec.servers.find(head.host === undefined ? '' : hostWithoutPort(head.host));
+    this.settings = server.settings;
+    const routed = ex.route(server);
     // Body bytes that came with the head are validated (chunk framing,
     // client_max_body_size) before the request goes anywhere: with a warm
     // keep-alive pool the upstream head would otherwise be written at once.

@@ -89,13 +89,13 @@ export class Http2Connection implements TrackedConnection {
       ex.server = this.listener.spec.servers.defaultServer;
       return ex.reject(400);
     }
-    const match = this.listener.spec.servers.find(head.host === undefined ? '' : hostWithoutPort(head.host));
+    const server = this.listener.spec.servers.find(head.host === undefined ? '' : hostWithoutPort(head.host));
     stream.on('data', (chunk: Buffer) => down.onData(chunk));
     stream.on('end', () => down.onEnd());
     stream.on('close', () => down.onClose());
     stream.on('error', () => undefined);
     stream.on('drain', () => down.exchange?.downstreamDrain());
-    ex.start(match.server);
+    ex.start(server);
     if (!head.hasBody && !stream.readableEnded) {
       // No declared body: still read until END_STREAM so flow control is not stuck.
       stream.resume();

@@ -19,9 +19,12 @@ export class HeaderList {
 
   reset(): this {
     this.raw = '';
-    // Fresh arrays are cheaper in V8 than truncating old ones (`length = 0`).
-    this.names = [];
-    this.values = [];
+    // Fresh arrays are cheaper in V8 than truncating old ones (`length = 0`),
+    // and most proxied responses add no field, so none is needed then.
+    if (this.names.length !== 0) {
+      this.names = [];
+      this.values = [];
+    }
     return this;
   }
 

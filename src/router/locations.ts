@@ -46,6 +46,15 @@ export interface MatchableLocation<L> {
   value: L;
 }
 
+/** The same result object every time a location matches without captures: no allocation per request. */
+const plainMatches = new WeakMap<object, LocationMatch<unknown>>();
+
+function plainMatch<L>(loc: MatchableLocation<L>): LocationMatch<L> {
+  let m = plainMatches.get(loc) as LocationMatch<L> | undefined;
+  if (m === undefined) plainMatches.set(loc, (m = { value: loc.value, captures: null }));
+  return m;
+}
+
 export interface LocationMatch<L> {
   value: L;
   /** Regex captures ($1..$9) when a regex location matched. */
@@ -80,7 +89,7 @@ export class LocationMatcher<L> {
 
   find(uri: string): LocationMatch<L> | undefined {
     const exact = this.exact.get(uri);
-    if (exact !== undefined) return { value: exact.value, captures: null };
+    if (exact !== undefined) return plainMatch(exact);
 
     let prefix: MatchableLocation<L> | undefined;
     const lengths = this.prefixLengths;
@@ -105,7 +114,7 @@ export class LocationMatcher<L> {
         if (m !== null) return { value: loc.value, captures: m.length > 1 ? Array.from(m, (x) => x ?? '') : null };
       }
     }
-    return prefix === undefined ? undefined : { value: prefix.value, captures: null };
+    return prefix === undefined ? undefined : plainMatch(prefix);
   }
 }
 

@@ -11,11 +11,6 @@
  *   5. otherwise the default server of the listen socket.
  */
 
-export interface NameMatch<S> {
-  server: S;
-  captures: string[] | null;
-}
-
 export class ServerNameMatcher<S> {
   private readonly exact = new Map<string, S>();
   /** Reversed-label suffixes from "*.a.b" and ".a.b", longest first. */
@@ -51,20 +46,19 @@ export class ServerNameMatcher<S> {
   }
 
   /** `host` is lowercased, without port and trailing dot; '' when the request had no Host. */
-  find(host: string): NameMatch<S> {
+  find(host: string): S {
     const exact = this.exact.get(host);
-    if (exact !== undefined) return { server: exact, captures: null };
+    if (exact !== undefined) return exact;
     for (const w of this.leading) {
-      if (host.length > w.suffix.length && host.endsWith(w.suffix)) return { server: w.server, captures: null };
+      if (host.length > w.suffix.length && host.endsWith(w.suffix)) return w.server;
     }
     for (const w of this.trailing) {
-      if (host.length > w.prefix.length && host.startsWith(w.prefix)) return { server: w.server, captures: null };
+      if (host.length > w.prefix.length && host.startsWith(w.prefix)) return w.server;
     }
     for (const r of this.regexes) {
-      const m = r.regex.exec(host);
-      if (m !== null) return { server: r.server, captures: Array.from(m, (x) => x ?? '') };
+      if (r.regex.test(host)) return r.server;
     }
-    return { server: this.defaultServer, captures: null };
+    return this.defaultServer;
   }
 
   /** Whether any server on this socket has a server_name at all other than the empty one. */

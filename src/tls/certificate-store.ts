@@ -98,21 +98,21 @@ export class ListenerCertificates {
    * the default server needs no switch (the listener's own context).
    */
   select(servername: string, cb: SniCallback): void {
-    const slot = this.current.matcher.find(servername.toLowerCase()).server;
+    const slot = this.current.matcher.find(servername.toLowerCase());
     if (slot === this.current.defaultSlot) return cb(null);
     cb(null, slot.context);
   }
 
   /** SNI on a mixed listener: a context holding exactly one certificate, of `keyType` when the server has several. */
   selectOne(servername: string, keyType: KeyType | undefined, cb: SniCallback): void {
-    const slot = this.current.matcher.find(servername.toLowerCase()).server;
+    const slot = this.current.matcher.find(servername.toLowerCase());
     const context = slot.byKeyType.get(keyType ?? 'ec') ?? slot.byKeyType.values().next().value;
     cb(null, context ?? slot.context);
   }
 
   /** The key type to give a client, when the server its ClientHello names has several. */
   keyTypeFor(hello: ClientHello): KeyType | undefined {
-    const slot = this.current.matcher.find(hello.servername ?? '').server;
+    const slot = this.current.matcher.find(hello.servername ?? '');
     if (slot.byKeyType.size < 2) return undefined;
     const c = slot.config;
     return preferredKeyType(hello, { tls13: c.protocols.includes('TLSv1.3'), suites: serverSuites(c.ciphers), preferServer: c.preferServerCiphers });

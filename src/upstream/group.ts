@@ -157,7 +157,7 @@ export class UpstreamGroup implements RecoveryListener {
         }
       }
     }
-    this.snapshot = makeSnapshot(this.servers, ramping ? (s) => this.effectiveWeight(s, now) : undefined);
+    this.snapshot = makeSnapshot(this.name, this.servers, ramping ? (s) => this.effectiveWeight(s, now) : undefined);
     this.policy = this.policyFactory(this.snapshot);
     if (ramping && this.rampTimer === undefined && !this.retired) {
       this.rampTimer = setInterval(() => this.rebuild(performance.now()), Math.max(MIN_STEP_MS, shortest / SLOW_START_STEPS));
@@ -185,11 +185,11 @@ export class UpstreamGroup implements RecoveryListener {
   }
 }
 
-function makeSnapshot(servers: readonly ServerState[], weightOf?: (s: ServerState) => number): ServerSnapshot {
+function makeSnapshot(group: string, servers: readonly ServerState[], weightOf?: (s: ServerState) => number): ServerSnapshot {
   const primary = servers.filter((s) => !s.backup);
   const backup = servers.filter((s) => s.backup);
-  if (weightOf === undefined) return { primary, backup };
-  return { primary, backup, primaryWeights: primary.map(weightOf), backupWeights: backup.map(weightOf) };
+  if (weightOf === undefined) return { group, primary, backup };
+  return { group, primary, backup, primaryWeights: primary.map(weightOf), backupWeights: backup.map(weightOf) };
 }
 
 /**

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { runFulcrum } from '../support/fulcrum.js';
+import { SEED_DIR } from '../support/seed.js';
 import { tempDir } from '../support/tmp.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -50,7 +51,7 @@ describe('packaging', () => {
     };
     const services = Object.keys(compose.services).sort();
     assert.deepEqual(services, ['backend', 'fulcrum', 'redis'], 'nginx and certbot are gone');
-    const seed = parseYaml(readFileSync(join(ROOT, '..', 'shared', 'seed', 'docker-compose.yml'), 'utf8')) as { services: Record<string, unknown> };
+    const seed = parseYaml(readFileSync(join(SEED_DIR, 'docker-compose.yml'), 'utf8')) as { services: Record<string, unknown> };
     assert.deepEqual(compose.services.backend, seed.services.backend, 'the backend service is the seed\'s');
     assert.deepEqual(compose.services.redis, seed.services.redis, 'redis is the seed\'s');
     assert.equal(compose.services.backend!.container_name, undefined, 'no container_name: `--scale backend=N` works');

@@ -173,7 +173,9 @@ http {
       const socket = net.connect({ host: '127.0.0.1', port });
       await new Promise((r) => socket.once('connect', r));
       let received = '';
+      let closed = false;
       socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
+      socket.on('close', () => (closed = true));
       socket.write('GET /hello HTTP/1.1\r\nHost: x\r\n\r\n');
       await waitUntil(() => received.includes('Hello from'), { description: 'the first response' });
       assert.match(received, /Connection: keep-alive/i);
@@ -192,7 +194,7 @@ http {
       await waitUntil(() => received.includes('Hello from'), { description: 'the response after the reload' });
       assert.match(received, /^HTTP\/1\.1 200/);
       assert.match(received, /Connection: close/i);
-      await new Promise((r) => socket.once('close', r));
+      await waitUntil(() => closed, { description: 'the client connection closed after that response' });
       session.close();
     } finally {
       await fulcrum.stop();

@@ -25,12 +25,23 @@ import { sleep, waitUntil } from '../support/wait.js';
 const FULCRUM_BIN = fileURLToPath(new URL('../../../bin/fulcrum.js', import.meta.url));
 let backends: TestBackends;
 const started: number[] = [];
+/** Each launcher runs in its own process group: the old process, the new one it starts and their workers. */
+const processGroups: number[] = [];
 
 before(async () => {
   backends = await spawnBackends(2);
 });
 
 after(async () => {
+  // Whatever a failed handover left behind (a new process whose pid was never
+  // learnt) must not outlive the test: it holds this file's stdout and stderr.
+  for (const group of processGroups) {
+    try {
+      process.kill(-group, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
   for (const pid of started) {
     try {
       process.kill(pid, 'SIGKILL');
@@ -68,7 +79,8 @@ async function startThroughLauncher(config: string): Promise<{ fulcrum: FulcrumP
   );
   const configPath = join(dir, 'fulcrum.conf');
   writeFileSync(configPath, config);
-  const child = spawn(process.execPath, [launcher, 'start', '--config', configPath], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [launcher, 'start', '--config', configPath], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  processGroups.push(child.pid!);
   const fulcrum = new FulcrumProcess(child, configPath, dir);
   started.push(child.pid!);
   await fulcrum.waitForLog((e) => e.msg === 'ready', 15_000);

@@ -99,9 +99,9 @@ test('nginx syntax: an acme on server gets a spec and serves the files ACME writ
 test('HTTP-01 tokens are answered by the plain server that receives the name, before its return; others keep their webroot', () => {
   const { table } = build('acme-http01.conf', NGINX);
   const plain = table.listeners.find((l) => !l.ssl)!;
-  const receiving = plain.servers.find('www.example.org').server;
+  const receiving = plain.servers.find('www.example.org');
   assert.ok(receiving.locations instanceof AcmeChallengeLocations);
-  const other = plain.servers.find('other.example').server;
+  const other = plain.servers.find('other.example');
   assert.ok(!(other.locations instanceof AcmeChallengeLocations), "a server no ACME name reaches keeps its own /.well-known/acme-challenge/");
   // No token file: the server's own locations answer as before.
   assert.equal(receiving.locations.find('/.well-known/acme-challenge/abc')!.value.label, 'location /.well-known/acme-challenge/');
@@ -116,7 +116,7 @@ test('a server-level redirect_https still lets pending tokens through', () => {
       server { listen 8080; server_name a.example; redirect_https on; }
       server { listen 8443 ssl; server_name a.example; acme on; acme_challenge http-01; } }`,
   );
-  const server = table.listeners.find((l) => !l.ssl)!.servers.find('a.example').server;
+  const server = table.listeners.find((l) => !l.ssl)!.servers.find('a.example');
   assert.equal(server.serverReturn, undefined, 'the return moved behind the token check');
   assert.equal(server.locations.find('/anything')!.value.action.kind, 'return');
   fs.mkdirSync(path.join(storage, 'http-01'), { recursive: true });

@@ -97,6 +97,7 @@ test('YAML and nginx syntax compile to the same model', () => {
   const yaml = write(
     'same.yaml',
     [
+      'worker_processes: 1', // nginx's default; fulcrum's own format defaults to auto
       'worker_connections: 64',
       'http:',
       '  upstreams:',
@@ -114,4 +115,11 @@ test('YAML and nginx syntax compile to the same model', () => {
     ].join('\n'),
   );
   assert.deepEqual(loadConfig(yaml).config, loadConfig(conf).config);
+});
+
+test('worker_processes defaults: 1 in nginx syntax (as nginx), auto in fulcrum\'s own format', () => {
+  const conf = write('defaults.conf', 'http { server { listen 127.0.0.1:8080; return 204; } }\n');
+  const yaml = write('defaults.yaml', ['http:', '  servers:', '    - listen: [{ address: 127.0.0.1, port: 8080 }]', '      return: { code: 204 }'].join('\n'));
+  assert.equal(loadConfig(conf).config.worker_processes, 1);
+  assert.equal(loadConfig(yaml).config.worker_processes, 'auto');
 });

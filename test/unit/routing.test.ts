@@ -80,14 +80,14 @@ test('server_name: exact, leading and trailing wildcards, regex, default', () =>
     { names: ['~^(?<user>.+)\\.example\\.com$'], server: 'regex' },
   ];
   const m = new ServerNameMatcher(entries, 'default');
-  assert.equal(m.find('example.org').server, 'exact');
-  assert.equal(m.find('a.example.org').server, 'star');
-  assert.equal(m.find('example.net').server, 'dot');
-  assert.equal(m.find('x.example.net').server, 'dot');
-  assert.equal(m.find('mail.foo.io').server, 'trailing');
-  assert.equal(m.find('bob.example.com').server, 'regex');
-  assert.equal(m.find('unknown.io').server, 'default');
-  assert.equal(m.find('').server, 'default');
+  assert.equal(m.find('example.org'), 'exact');
+  assert.equal(m.find('a.example.org'), 'star');
+  assert.equal(m.find('example.net'), 'dot');
+  assert.equal(m.find('x.example.net'), 'dot');
+  assert.equal(m.find('mail.foo.io'), 'trailing');
+  assert.equal(m.find('bob.example.com'), 'regex');
+  assert.equal(m.find('unknown.io'), 'default');
+  assert.equal(m.find(''), 'default');
 });
 
 test('$host is the Host without port or trailing dot', () => {

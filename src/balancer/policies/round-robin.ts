@@ -44,9 +44,37 @@ export function smoothWeightedSequence(weights: readonly number[]): number[] {
  * policies use it too, as nginx does, when their own method finds nothing
  * (hash and ip_hash after 20 tries).
  */
+/**
+ * With several worker processes each has its own rotation, and connections
+ * reach workers as the kernel decides: requests that come one at a time on
+ * new connections (what a person or a test does) would not see "1, 2, 3" but
+ * whatever order the workers' rotations interleave in. So a worker shares its
+ * position after a pick that came after a quiet moment (SPARSE_MS without a
+ * pick): one message through the supervisor then, none under load, when
+ * picks come microseconds apart and only the shares matter.
+ */
+const SPARSE_MS = 1;
+let positionSink: ((key: string, cursor: number) => void) | undefined;
+/** The live rotation for each key, for positions arriving from other workers. */
+const rotations = new Map<string, Rotation>();
+
+/** Set in worker processes: where to send a rotation's position after a sparse pick. */
+export function setRotationPositionSink(sink: ((key: string, cursor: number) => void) | undefined): void {
+  positionSink = sink;
+}
+
+/**
+ * A position another worker reached: continue from there, unless this worker
+ * is busy picking itself (then its own cycle keeps the shares exact).
+ */
+export function applyRotationPosition(key: string, cursor: number, now: number): void {
+  rotations.get(key)?.moveTo(cursor, now);
+}
+
 export class Rotation {
   private readonly table: Uint32Array | undefined;
   private cursor = 0;
+  private lastPick = -Infinity;
   /** Fallback state for huge weight sums: nginx's running current weights. */
   private readonly current: Float64Array;
   private readonly weights: readonly number[];
@@ -54,6 +82,8 @@ export class Rotation {
   constructor(
     private readonly servers: readonly ServerState[],
     weights?: readonly number[],
+    /** `${group}:primary` / `${group}:backup` when the position is shared between workers. */
+    private readonly key?: string,
   ) {
     const w = tierWeights(servers, weights);
     this.weights = w;
@@ -62,6 +92,12 @@ export class Rotation {
     if (servers.length > 0 && total / w.reduce((a, b) => gcd(a, b)) <= MAX_TABLE) {
       this.table = Uint32Array.from(smoothWeightedSequence(w));
     }
+    if (key !== undefined) rotations.set(key, this);
+  }
+
+  moveTo(cursor: number, now: number): void {
+    if (now - this.lastPick < SPARSE_MS) return;
+    if (this.table !== undefined && cursor >= 0 && cursor < this.table.length) this.cursor = cursor;
   }
 
   pick(request: PickRequest, tried: Tried): ServerState | undefined {
@@ -73,9 +109,17 @@ export class Rotation {
     for (let step = 0; step < len; step++) {
       const server = servers[table[this.cursor]!]!;
       this.cursor = this.cursor + 1 === len ? 0 : this.cursor + 1;
-      if (usable(server, request, tried)) return server;
+      if (usable(server, request, tried)) {
+        if (positionSink !== undefined && this.key !== undefined) this.share(request.now);
+        return server;
+      }
     }
     return undefined;
+  }
+
+  private share(now: number): void {
+    if (now - this.lastPick >= SPARSE_MS) positionSink!(this.key!, this.cursor);
+    this.lastPick = now;
   }
 
   private pickDynamic(request: PickRequest, tried: Tried): ServerState | undefined {
@@ -102,8 +146,9 @@ export class RoundRobinPolicy implements BalancingPolicy {
   private readonly backup: Rotation;
 
   constructor(snapshot: ServerSnapshot) {
-    this.primary = new Rotation(snapshot.primary, snapshot.primaryWeights);
-    this.backup = new Rotation(snapshot.backup, snapshot.backupWeights);
+    const group = snapshot.group;
+    this.primary = new Rotation(snapshot.primary, snapshot.primaryWeights, group === undefined ? undefined : `${group}:primary`);
+    this.backup = new Rotation(snapshot.backup, snapshot.backupWeights, group === undefined ? undefined : `${group}:backup`);
   }
 
   pick(request: PickRequest, tried: Tried): ServerState | undefined {

@@ -68,10 +68,16 @@ export interface TranslateResult {
   warnings: ConfigDiagnostic[];
 }
 
+/** nginx's documented default for worker_processes. */
+const NGINX_DEFAULT_WORKER_PROCESSES = 1;
+
 export function translateNginx(directives: readonly Directive[]): TranslateResult {
   const root: Obj = {};
   const t = new Translator(root);
   t.block(directives, { context: 'main', target: root, path: [] });
+  // nginx runs one worker unless told otherwise; an nginx config keeps that
+  // meaning (fulcrum's own format defaults to one worker per CPU).
+  if (root.worker_processes === undefined) root.worker_processes = NGINX_DEFAULT_WORKER_PROCESSES;
   return { model: root, sourceMap: t.sourceMap, diagnostics: t.diagnostics, warnings: t.warnings };
 }
 

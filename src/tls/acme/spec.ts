@@ -213,7 +213,7 @@ export class AcmePlan {
       const dir = http01Dir(spec.storage);
       for (const name of spec.names) {
         for (const m of matchers) {
-          const receiver = m.find(name).server;
+          const receiver = m.find(name);
           const existing = this.challengeServers.get(receiver);
           if (existing !== undefined && existing !== dir) {
             r.error(['http', 'acme_storage'], 'every ACME server must use the same acme_storage');
