@@ -122,11 +122,14 @@ describe('worker_processes 2: one state', () => {
   test('a worker that dies is replaced, with the current state; the other keeps serving', async () => {
     assert.equal((await admin(adminPort, 'POST', `/api/upstreams/rr/servers/127.0.0.1:${backends.ports[1]}/drain`, { token: TOKEN })).status, 200);
     const before = (await workers()).map((w) => w.pid);
+    const from = fulcrum.logs.length;
     process.kill(before[0]!, 'SIGKILL');
-    // The surviving worker serves while the replacement starts.
+    // Once the supervisor has seen it die (a connection the dying worker had
+    // already accepted is lost with it, as with any proxy), the surviving
+    // worker serves while the replacement starts.
+    await fulcrum.waitForLog((e) => e.msg === 'worker died: starting a new one', 3000, from);
     const during = await answering('/rr/hello', 20);
     assert.equal(during.length, 20);
-    await fulcrum.waitForLog((e) => e.msg === 'worker died: starting a new one', 3000);
     const after = await waitUntil(async () => {
       const ws = await workers();
       return ws.length === 2 && !ws.some((w) => w.pid === before[0]) ? ws : undefined;
