@@ -6,12 +6,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createRequire } from 'node:module';
 import type { Document } from 'yaml';
 
-/** The YAML parser is loaded only for YAML/JSON configs: nginx-syntax users do not pay its memory. */
-const requireYaml = (): typeof import('yaml') => createRequire(import.meta.url)('yaml') as typeof import('yaml');
-import type { ZodError } from 'zod';
+import type { ZodError } from 'zod/v3';
+import { yamlLibrary } from './yaml-parser.js';
 import { ConfigError, type ConfigDiagnostic, type SourceLocation } from './errors.js';
 import { parseNginxFile, parseNginxText } from './nginx/parse.js';
 import { translateNginx } from './nginx/translate.js';
@@ -87,7 +85,7 @@ function readYaml(file: string, text: string | undefined): FrontEndResult {
   } catch (err) {
     return failedRead(file, err);
   }
-  const { LineCounter, parseDocument } = requireYaml();
+  const { LineCounter, parseDocument } = yamlLibrary();
   const lineCounter = new LineCounter();
   const doc = parseDocument(source, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const at = (offset: number): SourceLocation => {
@@ -126,7 +124,7 @@ class YamlLocator implements SourceLocator {
 
   /** The position of a key inside the map at `p` (for "unknown key" errors). */
   locateKey(p: ModelPath, key: string): SourceLocation | undefined {
-    const { isMap, isScalar } = requireYaml();
+    const { isMap, isScalar } = yamlLibrary();
     const node = p.length === 0 ? this.doc.contents : this.doc.getIn(p, true);
     if (isMap(node)) {
       for (const pair of node.items) {

@@ -16,7 +16,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { yamlLibrary } from '../config/yaml-parser.js';
 import { UpstreamServer, type UpstreamServerConfig } from '../config/schema.js';
 import type { DiscoveredServer } from '../runtime/membership.js';
 import { parseServerAddress } from '../upstream/group.js';
@@ -25,7 +25,7 @@ import { parseServerAddress } from '../upstream/group.js';
 export function parseServersFile(text: string, file: string): DiscoveredServer[] | string {
   let data: unknown;
   try {
-    data = file.toLowerCase().endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+    data = file.toLowerCase().endsWith('.json') ? JSON.parse(text) : yamlLibrary().parse(text);
   } catch (err) {
     return `${file}: ${(err as Error).message.split('\n')[0]}`;
   }
