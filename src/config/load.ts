@@ -7,7 +7,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Document } from 'yaml';
-
 import type { ZodError } from 'zod/v3';
 import { yamlLibrary } from './yaml-parser.js';
 import { ConfigError, type ConfigDiagnostic, type SourceLocation } from './errors.js';
