@@ -9,11 +9,13 @@
  * request is ever forwarded.
  *
  * Writes: a response whose whole body is known when its head is written goes
- * out in one write (head and body in one buffer); bodies streamed later are
- * written as they come, chunked when the length is unknown.
+ * out in one write (head and body in one buffer), held to the end of the
+ * event-loop turn with the turn's other writes (net/turn-writes.ts); bodies
+ * streamed later are written as they come, chunked when the length is unknown.
  */
 import type { Socket } from 'node:net';
 import { ChunkedDecoder, LAST_CHUNK } from '../http/chunked.js';
+import { flushTurnWrites, writeAtEndOfTurn } from '../net/turn-writes.js';
 import { RequestHead, incompleteHeadIsInvalid, parseRequestHead } from '../http/request-head.js';
 import { HeaderList, type Downstream } from '../proxy/downstream.js';
 import { Exchange, type ExchangeHost } from '../proxy/exchange.js';
@@ -374,24 +376,27 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     this.keepAliveAfterResponse = keepAlive;
     out += keepAlive ? 'Connection: keep-alive\r\n\r\n' : 'Connection: close\r\n\r\n';
     if (body === null || noBody) {
-      socket.write(out, 'latin1');
+      if (end && this.chunkedResponse) out += LAST_CHUNK;
+      writeAtEndOfTurn(socket, out);
     } else if (body.length <= SINGLE_WRITE_LIMIT && !this.chunkedResponse) {
       const buf = Buffer.allocUnsafe(out.length + body.length);
       buf.write(out, 0, 'latin1');
       body.copy(buf, out.length);
-      socket.write(buf);
+      writeAtEndOfTurn(socket, buf);
     } else {
+      flushTurnWrites();
       socket.cork();
       socket.write(out, 'latin1');
       this.writeChunk(Buffer.from(body)); // borrowed: copy what may be queued
+      if (end && this.chunkedResponse) socket.write(LAST_CHUNK_BUF);
       socket.uncork();
     }
-    if (end && this.chunkedResponse) socket.write(LAST_CHUNK_BUF);
     return this.noteWriteState();
   }
 
   sendBody(borrowed: Buffer): boolean {
     if (this.state === State.Closed) return true;
+    flushTurnWrites();
     // The chunk may live in a shared read buffer and the write may be queued: copy it.
     const chunk = Buffer.from(borrowed);
     if (this.chunkedResponse) {
@@ -425,6 +430,7 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
 
   endBody(): void {
     if (this.state === State.Closed) return;
+    flushTurnWrites();
     if (this.chunkedResponse) this.socket.write(LAST_CHUNK_BUF);
   }
 
@@ -451,12 +457,15 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
   }
 
   sendContinue(): void {
-    if (this.head.versionMinor === 1) this.socket.write(CONTINUE, 'latin1');
+    if (this.head.versionMinor !== 1) return;
+    flushTurnWrites();
+    this.socket.write(CONTINUE, 'latin1');
   }
 
   takeOverSocket(): { socket: Socket; buffered: Buffer | null } | undefined {
     if (this.state === State.Closed) return undefined;
     this.state = State.Tunnel;
+    flushTurnWrites();
     const socket = this.socket;
     socket.removeAllListeners('data');
     socket.removeAllListeners('end');
@@ -514,6 +523,7 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     if (this.state === State.Closed) return;
     this.state = State.Closed;
     this.closingSince = performance.now();
+    flushTurnWrites();
     this.socket.end();
     this.exchange = null;
     this.resolveDrainWaiters();

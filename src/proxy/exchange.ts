@@ -27,6 +27,7 @@
  * (client) and the UpstreamConnection; it allocates no closures per request.
  */
 import { LAST_CHUNK } from '../http/chunked.js';
+import { flushTurnWrites, writeAtEndOfTurn } from '../net/turn-writes.js';
 import type { RequestHead } from '../http/request-head.js';
 import type { ResponseHead } from '../http/response-head.js';
 import { reasonPhrase, statusHasNoBody } from '../http/status.js';
@@ -477,8 +478,9 @@ export class Exchange implements UpstreamUser, VariableContext {
     const backlog = this.attempts > 1 || this.staleRetryUsed ? (this.replay ?? []) : this.held;
     this.held = [];
     if (backlog.length === 0 && !(this.requestBodyDone && this.bodyLength === -2)) {
-      if (!socket.write(this.upstreamHeadText, 'latin1')) this.noteUpstreamBlocked();
+      writeAtEndOfTurn(socket, this.upstreamHeadText); // a head alone never fills the socket's buffer
     } else {
+      flushTurnWrites();
       socket.cork();
       socket.write(this.upstreamHeadText, 'latin1');
       for (const chunk of backlog) this.writeBody(socket, chunk);
@@ -491,6 +493,7 @@ export class Exchange implements UpstreamUser, VariableContext {
   }
 
   private writeBody(socket: UpstreamConnection['socket'], chunk: Buffer): boolean {
+    flushTurnWrites(); // the head may still be waiting for the end of the turn
     if (this.bodyLength !== -2) return socket.write(chunk);
     socket.write(chunk.length.toString(16) + '\r\n', 'latin1');
     socket.write(chunk);
@@ -553,7 +556,10 @@ export class Exchange implements UpstreamUser, VariableContext {
     this.requestBodyDone = true;
     if (this.finished) return;
     const conn = this.conn;
-    if (conn !== undefined && this.phase !== Phase.Connecting && this.bodyLength === -2) conn.socket.write(LAST_CHUNK_BUF);
+    if (conn !== undefined && this.phase !== Phase.Connecting && this.bodyLength === -2) {
+      flushTurnWrites();
+      conn.socket.write(LAST_CHUNK_BUF);
+    }
   }
 
   /** The client went away before the exchange finished. Never the server's failure. */
@@ -757,6 +763,7 @@ export class Exchange implements UpstreamUser, VariableContext {
       if (!hide.has(head.lower[i]!)) out += head.names[i] + ': ' + head.values[i] + '\r\n';
     }
     out += 'Connection: upgrade\r\nUpgrade: ' + (head.header('upgrade') ?? this.request.upgrade ?? '') + '\r\n\r\n';
+    flushTurnWrites();
     takeover.socket.write(out, 'latin1');
     conn.startTunnel();
     this.conn = undefined;
