@@ -15,6 +15,7 @@
  */
 import type { Socket } from 'node:net';
 import { ChunkedDecoder, LAST_CHUNK } from '../http/chunked.js';
+import { isSharedReadBuffer, readIntoSharedBuffer } from '../net/shared-read-buffer.js';
 import { flushTurnWrites, writeAtEndOfTurn } from '../net/turn-writes.js';
 import { RequestHead, incompleteHeadIsInvalid, parseRequestHead } from '../http/request-head.js';
 import { HeaderList, type Downstream } from '../proxy/downstream.js';
@@ -105,7 +106,9 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     this.scheme = listener.scheme;
     this.headStart = now;
     this.settings = listener.spec.servers.defaultServer.settings;
-    socket.on('data', (d: Buffer) => this.onData(d));
+    // Plain TCP reads into the shared buffer (net/shared-read-buffer.ts); TLS sockets read through their own layer.
+    const shared = listener.scheme === 'http' && readIntoSharedBuffer(socket, (bytes, buffer) => this.onSharedRead(bytes, buffer));
+    if (!shared) socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('end', () => this.onEnd());
     socket.on('error', () => {
       // A TLS socket can stay open after an error (a refused renegotiation): make sure it goes.
@@ -136,6 +139,17 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
   }
 
   // =================================================================== reading
+
+  /** A read into the shared buffer: nothing may keep `buffer` past this call, so what stays buffered is copied. */
+  private onSharedRead(bytes: number, buffer: Buffer): boolean {
+    const data = buffer.subarray(0, bytes);
+    // After an upgrade the bytes go to the tunnel's 'data' listener; false stops reading while it is paused.
+    if (this.state === State.Tunnel) return this.socket.push(Buffer.from(data));
+    this.onData(data);
+    const kept = this.buffer;
+    if (kept !== null && isSharedReadBuffer(kept)) this.buffer = Buffer.from(kept);
+    return true;
+  }
 
   private onData(data: Buffer): void {
     switch (this.state) {
@@ -268,13 +282,13 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
       const available = data.length - offset;
       if (available <= this.bodyRemaining) {
         this.bodyRemaining -= available;
-        ex.requestData(offset === 0 ? data : data.subarray(offset));
+        this.forwardBody(ex, offset === 0 ? data : data.subarray(offset));
         if (this.bodyRemaining === 0) this.bodyDone(null);
         return;
       }
       const end = offset + this.bodyRemaining;
       this.bodyRemaining = 0;
-      ex.requestData(data.subarray(offset, end));
+      this.forwardBody(ex, data.subarray(offset, end));
       this.bodyDone(data.subarray(end));
       return;
     }
@@ -286,10 +300,15 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
       // nginx checks each chunk's declared size against client_max_body_size at its size line.
       const limit = ex.bodyLimit;
       if (limit !== 0 && decoder.declaredTotal > limit) return ex.bodyTooLarge();
-      if (decoder.spanEnd > decoder.spanStart) ex.requestData(data.subarray(decoder.spanStart, decoder.spanEnd));
+      if (decoder.spanEnd > decoder.spanStart) this.forwardBody(ex, data.subarray(decoder.spanStart, decoder.spanEnd));
       if (this.state !== State.Body) return; // the exchange gave up on the body (413...)
       if (decoder.done) return this.bodyDone(pos < data.length ? data.subarray(pos) : null);
     }
+  }
+
+  /** The exchange may keep body bytes (queued writes, replay): it gets its own copy of shared-buffer bytes. */
+  private forwardBody(ex: Exchange, bytes: Buffer): void {
+    ex.requestData(isSharedReadBuffer(bytes) ? Buffer.from(bytes) : bytes);
   }
 
   private bodyFramingError(): void {

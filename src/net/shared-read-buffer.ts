@@ -1,0 +1,82 @@
+/**
+ * Reads of accepted plain-TCP client sockets into one shared buffer.
+ *
+ * Node lets a socket read into a caller's buffer (`net.connect({ onread })`,
+ * used for upstream connections), but only for sockets it creates itself: an
+ * accepted socket always gets a fresh 64 KiB allocation per read, shrunk to
+ * the bytes read, wrapped in a Buffer and pushed through the stream layer to
+ * a 'data' listener. On the proxy's hot path that is ~1.5-2 µs per request
+ * (docs/benchmarks.md). Node keeps `onread` in three symbol-keyed properties
+ * of the socket and switches the handle with `useUserBuffer()`; this module
+ * finds those symbols by their descriptions on a probe socket built with the
+ * public `onread` option, and applies the same setting to an accepted socket.
+ * Anything unexpected (a Node release that changed this) makes
+ * `readIntoSharedBuffer` return false, and the caller uses 'data' events as
+ * before; test/unit/shared-read-buffer.test.ts says which path is in use.
+ *
+ * The callback gets bytes that the next read of any client socket
+ * overwrites: whatever it keeps past the call, it must copy.
+ */
+import { Socket, type SocketConstructorOpts } from 'node:net';
+
+/** Returns false to stop reading (backpressure), as Node's `onread.callback`. */
+export type SharedReadCallback = (bytes: number, buffer: Buffer) => boolean;
+
+interface OnreadSymbols {
+  buffer: symbol;
+  callback: symbol;
+  generator: symbol | undefined;
+}
+
+interface HandleWithUserBuffer {
+  useUserBuffer(buffer: Uint8Array): void;
+}
+
+const sharedBuffer = Buffer.allocUnsafe(65536);
+
+const symbols: OnreadSymbols | null = findOnreadSymbols();
+
+function findOnreadSymbols(): OnreadSymbols | null {
+  try {
+    const marker = Buffer.alloc(1);
+    const callback = (): boolean => true;
+    // `onread` is read by the Socket constructor too, though @types/node lists it only for connect().
+    const probe = new Socket({ onread: { buffer: marker, callback } } as SocketConstructorOpts);
+    const own = Object.getOwnPropertySymbols(probe);
+    const byName = (name: string): symbol | undefined => own.find((s) => s.description === name);
+    const found = { buffer: byName('kBuffer'), callback: byName('kBufferCb'), generator: byName('kBufferGen') };
+    const fields = probe as unknown as Record<symbol, unknown>;
+    probe.destroy();
+    if (found.buffer === undefined || found.callback === undefined) return null;
+    if (fields[found.buffer] !== marker || fields[found.callback] !== callback) return null;
+    return { buffer: found.buffer, callback: found.callback, generator: found.generator };
+  } catch {
+    return null;
+  }
+}
+
+/** Whether this Node lets fulcrum give accepted sockets the shared read buffer. */
+export const sharedReadsAvailable = symbols !== null;
+
+/**
+ * Makes `socket` (accepted, plain TCP, in the tick it was accepted) read into
+ * the shared buffer and call `callback` instead of emitting 'data'. 'end',
+ * 'close', pause() and resume() work as before. False: not possible here;
+ * nothing was changed.
+ */
+export function readIntoSharedBuffer(socket: Socket, callback: SharedReadCallback): boolean {
+  if (symbols === null) return false;
+  const handle = (socket as unknown as { _handle?: Partial<HandleWithUserBuffer> | null })._handle;
+  if (handle === null || handle === undefined || typeof handle.useUserBuffer !== 'function') return false;
+  const fields = socket as unknown as Record<symbol, unknown>;
+  fields[symbols.buffer] = sharedBuffer;
+  fields[symbols.callback] = callback;
+  if (symbols.generator !== undefined) fields[symbols.generator] = null;
+  handle.useUserBuffer(sharedBuffer);
+  return true;
+}
+
+/** Whether `buffer` is a view of the shared read buffer (and must be copied to be kept). */
+export function isSharedReadBuffer(buffer: Buffer): boolean {
+  return buffer.buffer === sharedBuffer.buffer;
+}
