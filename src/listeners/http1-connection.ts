@@ -18,7 +18,7 @@ import { ChunkedDecoder, LAST_CHUNK } from '../http/chunked.js';
 import { isSharedReadBuffer, readIntoSharedBuffer } from '../net/shared-read-buffer.js';
 import { flushTurnWrites, writeAtEndOfTurn } from '../net/turn-writes.js';
 import { RequestHead, incompleteHeadIsInvalid, parseRequestHead } from '../http/request-head.js';
-import { HeaderList, type Downstream } from '../proxy/downstream.js';
+import { BodyWrite, HeaderList, type Downstream } from '../proxy/downstream.js';
 import { Exchange, type ExchangeHost } from '../proxy/exchange.js';
 import { hostWithoutPort } from '../router/server-names.js';
 import type { EffectiveSettings, ListenerSpec } from '../runtime/table.js';
@@ -426,6 +426,22 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
       this.socket.write(chunk);
     }
     return this.noteWriteState();
+  }
+
+  lendBody(chunk: Buffer): number {
+    if (this.state === State.Closed) return 0;
+    flushTurnWrites();
+    const socket = this.socket;
+    if (this.chunkedResponse) {
+      socket.cork();
+      this.writeChunk(chunk);
+      socket.uncork();
+    } else {
+      socket.write(chunk);
+    }
+    // Nothing left in Node's queue: the kernel (or TLS) took every byte and nothing points at the chunk any more.
+    const kept = socket.writableLength > 0 ? BodyWrite.Kept : 0;
+    return this.noteWriteState() ? kept : kept | BodyWrite.Blocked;
   }
 
   private writeChunk(chunk: Buffer): void {

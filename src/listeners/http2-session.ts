@@ -11,7 +11,7 @@
 import * as http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import { RequestHead } from '../http/request-head.js';
-import { HeaderList, type Downstream } from '../proxy/downstream.js';
+import { BodyWrite, HeaderList, type Downstream } from '../proxy/downstream.js';
 import { Exchange, type ExchangeHost } from '../proxy/exchange.js';
 import { hostWithoutPort } from '../router/server-names.js';
 import type { TrackedConnection } from './connection-tracker.js';
@@ -259,6 +259,11 @@ export class Http2StreamDownstream implements Downstream, ExchangeHost {
   sendBody(chunk: Buffer): boolean {
     if (this.stream.destroyed) return true;
     return this.stream.write(Buffer.from(chunk)); // borrowed from a read buffer
+  }
+
+  lendBody(chunk: Buffer): number {
+    // HTTP/2 frames are queued in nghttp2, not written at once: a copy is what keeps the lender's buffer free.
+    return this.sendBody(chunk) ? 0 : BodyWrite.Blocked;
   }
 
   endBody(): void {

@@ -84,6 +84,13 @@ export interface Downstream {
   sendHead(status: number, reason: string, headers: HeaderList, length: number, noBody: boolean, body: Buffer | null, end: boolean): boolean;
   /** Sends body bytes; false means wait for downstreamDrain(). */
   sendBody(chunk: Buffer): boolean;
+  /**
+   * Sends body bytes without copying them: the caller lends the memory and
+   * must not overwrite it while the result has BodyWrite.Kept (a write still
+   * points at it; it is the GC's once written). BodyWrite.Blocked: wait for
+   * downstreamDrain(), as a false from sendBody.
+   */
+  lendBody(chunk: Buffer): number;
   /** Ends the response. */
   endBody(): void;
   /** Closes the connection (or resets the stream) at once: the client sees a truncated response. */
@@ -103,4 +110,12 @@ export interface Downstream {
   connectionsFromClient(): number;
   /** Resolves when the client's write buffer drains (for handlers that stream at their own pace). */
   waitForDrain(): Promise<void>;
+}
+
+/** Bits of Downstream.lendBody's result. */
+export const enum BodyWrite {
+  /** The client's write buffer is full: wait for Exchange.downstreamDrain(). */
+  Blocked = 1,
+  /** A queued write still holds the lent bytes. */
+  Kept = 2,
 }

@@ -43,7 +43,7 @@ import { UpstreamConnection, UpstreamFailure, type UpstreamUser } from '../upstr
 import { decisionHeader } from './decision.js';
 import type { ServerState } from '../upstream/server-state.js';
 import type { VariableContext } from '../variables/context.js';
-import type { Downstream, HeaderList } from './downstream.js';
+import { BodyWrite, type Downstream, type HeaderList } from './downstream.js';
 import { errorPage } from './error-pages.js';
 import { buildUpstreamHead, upstreamUri } from './request-builder.js';
 import { nextRequestId } from './request-id.js';
@@ -633,10 +633,16 @@ export class Exchange implements UpstreamUser, VariableContext {
     else if (!ok) this.noteDownstreamBlocked(conn);
   }
 
-  upstreamData(conn: UpstreamConnection, data: Buffer): void {
+  upstreamData(conn: UpstreamConnection, data: Buffer, lendable: boolean): void {
     if (conn !== this.conn) return;
     this.bodyBytesSent += data.length;
-    if (!this.down.sendBody(data)) this.noteDownstreamBlocked(conn);
+    if (!lendable) {
+      if (!this.down.sendBody(data)) this.noteDownstreamBlocked(conn);
+      return;
+    }
+    const result = this.down.lendBody(data);
+    if ((result & BodyWrite.Kept) !== 0) conn.keepReadBuffer();
+    if ((result & BodyWrite.Blocked) !== 0) this.noteDownstreamBlocked(conn);
   }
 
   private noteDownstreamBlocked(conn: UpstreamConnection): void {
@@ -668,6 +674,9 @@ export class Exchange implements UpstreamUser, VariableContext {
     if (server !== undefined && server.watcher !== undefined) server.watcher.timing(server, this.current!.responseMs, true);
     this.endAttempt();
     this.conn = undefined;
+    // Reading was paused for a slow client (noteDownstreamBlocked) and the response
+    // still completed: a pooled connection must read again, or the next request on it hangs.
+    if (this.downstreamBlockedSince !== 0) conn.socket.resume();
     // Reusable only if the upstream also got our whole request.
     if (this.requestBodyDone && this.held.length === 0 && this.upstreamBlockedSince === 0) conn.server.pool?.release(conn, now);
     else conn.destroy();

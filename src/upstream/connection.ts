@@ -29,7 +29,8 @@ export const enum UpstreamFailure {
 /**
  * Body bytes handed to the user (`body`, `data`) are borrowed: they live in a
  * read buffer that the next read overwrites, so a user that keeps them past
- * the call (queues them for a write) must copy them.
+ * the call (queues them for a write) must copy them, except `data` that
+ * comes `lendable`: see UpstreamConnection.keepReadBuffer().
  */
 export interface UpstreamUser {
   upstreamConnected(conn: UpstreamConnection): void;
@@ -38,7 +39,12 @@ export interface UpstreamUser {
    * it (already de-chunked), `complete` says the whole response is in hand.
    */
   upstreamHead(conn: UpstreamConnection, head: ResponseHead, body: Buffer | null, complete: boolean): void;
-  upstreamData(conn: UpstreamConnection, data: Buffer): void;
+  /**
+   * `lendable`: the bytes are in this connection's own read buffer (a
+   * streamed body): they may be written without a copy, as long as the user
+   * calls conn.keepReadBuffer() when a write still holds them after the call.
+   */
+  upstreamData(conn: UpstreamConnection, data: Buffer, lendable: boolean): void;
   upstreamEnd(conn: UpstreamConnection): void;
   upstreamError(conn: UpstreamConnection, failure: UpstreamFailure, message: string): void;
   upstreamDrain(conn: UpstreamConnection): void;
@@ -61,7 +67,30 @@ const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 
 let nextConnectionId = 1;
 
-const sharedReadBuffer = Buffer.allocUnsafe(65536);
+const READ_BUFFER_SIZE = 65536;
+
+/**
+ * Reads land in one buffer shared by every upstream connection of the
+ * process: a response head and a small body are parsed, copied into the
+ * client's write and forgotten within the read callback.
+ */
+const sharedReadBuffer = Buffer.allocUnsafe(READ_BUFFER_SIZE);
+
+/**
+ * A streamed body (one that needs more reads than its head's) is read into a
+ * buffer of the connection's own instead, so each chunk can be written to the
+ * client without a copy: when the client's socket takes it at once (the
+ * usual case) the same buffer takes the next read; when the write has to
+ * wait, the buffer stays with the write (the GC frees it after) and the
+ * connection reads into another. Free buffers are kept for reuse, up to a
+ * bound, so a steady stream of large responses allocates nothing.
+ */
+const freeOwnBuffers: Buffer[] = [];
+const MAX_FREE_OWN_BUFFERS = 64;
+
+function takeOwnBuffer(): Buffer {
+  return freeOwnBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
+}
 
 export class UpstreamConnection {
   readonly id = nextConnectionId++;
@@ -85,6 +114,10 @@ export class UpstreamConnection {
   private pending: Buffer | null = null;
   private remaining = 0;
   private readonly chunked = new ChunkedDecoder();
+  /** Where the next read lands (Node asks after every read): the shared buffer, or the connection's own while streaming a body. */
+  private readBuffer: Buffer = sharedReadBuffer;
+  /** Reads go through `onread` (plain TCP, not a tunnel): the read buffer is ours to choose. */
+  private readonly choosesReadBuffer: boolean;
 
   /**
    * `tunnel`: the connection will carry an upgrade (WebSocket) and must
@@ -101,7 +134,8 @@ export class UpstreamConnection {
       ? tls.connect({ host, port, servername: net.isIP(host) === 0 ? host : undefined, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'], timeout: connectTimeoutMs })
       : tunnel
         ? net.connect({ host, port, noDelay: true, timeout: connectTimeoutMs })
-        : net.connect({ host, port, noDelay: true, timeout: connectTimeoutMs, onread: { buffer: sharedReadBuffer, callback: (n: number, buf: Uint8Array) => this.onRead(n, buf) } });
+        : net.connect({ host, port, noDelay: true, timeout: connectTimeoutMs, onread: { buffer: () => this.readBuffer, callback: (n: number, buf: Uint8Array) => this.onRead(n, buf) } });
+    this.choosesReadBuffer = !server.tls && !tunnel;
     this.socket = socket;
     server.connections++;
     server.openConnections.add(this);
@@ -150,6 +184,36 @@ export class UpstreamConnection {
     this.idleSince = now;
   }
 
+  /**
+   * The body bytes just handed on as `lendable` are still held by a write:
+   * the connection's next read must land elsewhere.
+   */
+  keepReadBuffer(): void {
+    if (this.readBuffer !== sharedReadBuffer) this.readBuffer = takeOwnBuffer();
+  }
+
+  /** Bytes outside the shared buffer (the own buffer, or a TLS socket's fresh one) can be written without a copy. */
+  private lends(data: Buffer): boolean {
+    return data.buffer !== sharedReadBuffer.buffer;
+  }
+
+  /** A streamed body begins: its reads land in a buffer of this connection's own. */
+  private useOwnReadBuffer(): void {
+    if (this.choosesReadBuffer && this.readBuffer === sharedReadBuffer) this.readBuffer = takeOwnBuffer();
+  }
+
+  /**
+   * Back to the shared buffer. Called only when no further read can land in
+   * the own buffer: from a read callback (Node asks for the next buffer
+   * after it returns) or once the socket is closed.
+   */
+  private useSharedReadBuffer(): void {
+    const own = this.readBuffer;
+    if (own === sharedReadBuffer) return;
+    this.readBuffer = sharedReadBuffer;
+    if (freeOwnBuffers.length < MAX_FREE_OWN_BUFFERS) freeOwnBuffers.push(own);
+  }
+
   destroy(): void {
     this.reusable = false;
     if (this.phase !== Phase.Closed) this.socket.destroy();
@@ -191,7 +255,7 @@ export class UpstreamConnection {
         return;
       case Phase.UntilClose:
       case Phase.Tunnel:
-        this.user?.upstreamData(this, data);
+        this.user?.upstreamData(this, data, this.lends(data));
         return;
       default:
         // Bytes while idle or after a complete response: the upstream is not
@@ -254,6 +318,7 @@ export class UpstreamConnection {
     }
     if (head.chunked) {
       this.phase = Phase.Chunked;
+      this.useOwnReadBuffer();
       this.chunked.reset();
       user.upstreamHead(this, head, null, false);
       if (this.phase === Phase.Chunked && bodyStart < buf.length) this.readChunked(buf, bodyStart);
@@ -268,12 +333,14 @@ export class UpstreamConnection {
         return;
       }
       this.phase = Phase.Length;
+      this.useOwnReadBuffer();
       this.remaining = head.contentLength - available;
       user.upstreamHead(this, head, available > 0 ? buf.subarray(bodyStart) : null, false);
       return;
     }
     // No framing: the body runs until the upstream closes (RFC 9112 6.3 rule 8).
     this.phase = Phase.UntilClose;
+    this.useOwnReadBuffer();
     this.reusable = false;
     user.upstreamHead(this, head, bodyStart < buf.length ? buf.subarray(bodyStart) : null, false);
   }
@@ -283,14 +350,15 @@ export class UpstreamConnection {
     const user = this.user!;
     if (available < this.remaining) {
       this.remaining -= available;
-      user.upstreamData(this, start === 0 ? data : data.subarray(start));
+      user.upstreamData(this, start === 0 ? data : data.subarray(start), this.lends(data));
       return;
     }
     if (available > this.remaining) this.reusable = false;
     const end = start + this.remaining;
     this.remaining = 0;
     this.phase = Phase.Complete;
-    if (end > start) user.upstreamData(this, data.subarray(start, end));
+    if (end > start) user.upstreamData(this, data.subarray(start, end), this.lends(data));
+    this.useSharedReadBuffer(); // called within a read callback: no read lands in the own buffer any more
     if (this.user === user) user.upstreamEnd(this);
   }
 
@@ -302,12 +370,13 @@ export class UpstreamConnection {
       offset = decoder.execute(data, offset);
       if (decoder.failed) return this.fail(UpstreamFailure.Invalid, `invalid chunked encoding: ${decoder.error}`);
       if (decoder.spanEnd > decoder.spanStart) {
-        user.upstreamData(this, data.subarray(decoder.spanStart, decoder.spanEnd));
+        user.upstreamData(this, data.subarray(decoder.spanStart, decoder.spanEnd), this.lends(data));
         if (this.user !== user) return;
       }
       if (decoder.done) {
         if (offset < data.length) this.reusable = false;
         this.phase = Phase.Complete;
+        this.useSharedReadBuffer(); // within a read callback, as in readLength
         user.upstreamEnd(this);
         return;
       }
@@ -359,6 +428,7 @@ export class UpstreamConnection {
   private onClose(): void {
     const wasPhase = this.phase;
     this.phase = Phase.Closed;
+    this.useSharedReadBuffer();
     this.reusable = false;
     this.server.connections--;
     this.server.openConnections.delete(this);
