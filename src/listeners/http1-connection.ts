@@ -13,6 +13,7 @@
  * event-loop turn with the turn's other writes (net/turn-writes.ts); bodies
  * streamed later are written as they come, chunked when the length is unknown.
  */
+import { turnNow } from '../net/turn-clock.js';
 import type { Socket } from 'node:net';
 import { ChunkedDecoder, LAST_CHUNK } from '../http/chunked.js';
 import { isSharedReadBuffer, readIntoSharedBuffer } from '../net/shared-read-buffer.js';
@@ -158,7 +159,7 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
         this.processBuffer();
         return;
       case State.Body:
-        this.lastBodyRead = performance.now();
+        this.lastBodyRead = turnNow();
         this.feedBody(data, 0);
         return;
       case State.Responding:
@@ -201,7 +202,7 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     }
     if (this.idle) {
       this.idle = false;
-      this.headStart = performance.now();
+      this.headStart = turnNow();
     }
     const found = buf.indexOf(CRLFCRLF, this.searchFrom);
     if (found < 0) {
@@ -225,7 +226,7 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     head.reset();
     const status = parseRequestHead(buf.toString('latin1', 0, found), head, this.settings.headLimits);
     this.requestCount++;
-    const ex = new Exchange(this, this, head, performance.now(), end);
+    const ex = new Exchange(this, this, head, turnNow(), end);
     this.exchange = ex;
     if (status !== 0) {
       this.state = State.Responding;
@@ -242,7 +243,7 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
       this.bodyChunked = head.chunked;
       this.bodyRemaining = head.contentLength;
       if (head.chunked) this.chunkedBody.reset();
-      this.lastBodyRead = performance.now();
+      this.lastBodyRead = turnNow();
     } else {
       this.state = State.Responding;
     }
@@ -358,7 +359,7 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     }
     this.state = State.Head;
     this.idle = true;
-    this.headStart = performance.now();
+    this.headStart = turnNow();
     if (settings.keepaliveTimeoutMs === 0) return this.close();
     if (this.paused) this.resumeReading();
     if (this.buffer !== null) this.processBuffer();

@@ -26,6 +26,7 @@
  * The exchange is a state machine driven by callbacks from the downstream
  * (client) and the UpstreamConnection; it allocates no closures per request.
  */
+import { turnEpochMs, turnNow } from '../net/turn-clock.js';
 import { LAST_CHUNK } from '../http/chunked.js';
 import { flushTurnWrites, writeAtEndOfTurn } from '../net/turn-writes.js';
 import type { RequestHead } from '../http/request-head.js';
@@ -171,7 +172,7 @@ export class Exchange implements UpstreamUser, VariableContext {
   ) {
     this.request = head;
     this.started = now;
-    this.startTime = Date.now();
+    this.startTime = turnEpochMs();
     this.scheme = down.scheme;
     this.connectionId = down.connectionId;
     this.connectionRequests = down.requestCount;
@@ -431,7 +432,7 @@ export class Exchange implements UpstreamUser, VariableContext {
 
   /** Picks the next server and sends the request there (or answers 502/504 when none is left). */
   private tryNext(): void {
-    const now = performance.now();
+    const now = turnNow();
     const server = this.proxy!.group.pick({ vars: this, now }, this.tried ?? (this.firstTried === undefined ? NO_TRIES : (this.tried = TriedList.of(this.firstTried))));
     if (server === undefined) return this.failResponse(this.lastFailure === FailKind.Timeout ? 504 : 502);
     this.attempts++;
@@ -488,7 +489,7 @@ export class Exchange implements UpstreamUser, VariableContext {
       socket.uncork();
       if (socket.writableNeedDrain) this.noteUpstreamBlocked();
     }
-    conn.lastRead = performance.now();
+    conn.lastRead = turnNow();
     if (!this.requestBodyDone && this.upstreamBlockedSince === 0) this.down.resumeRequestBody();
   }
 
@@ -576,7 +577,7 @@ export class Exchange implements UpstreamUser, VariableContext {
     if (conn !== this.conn) return;
     const proxy = this.proxy!;
     const server = this.serverState!;
-    const now = performance.now();
+    const now = turnNow();
     const latency = now - this.attemptStart;
     this.current!.headerMs = latency;
     this.current!.status = head.status;
@@ -668,7 +669,7 @@ export class Exchange implements UpstreamUser, VariableContext {
   }
 
   private upstreamComplete(conn: UpstreamConnection): void {
-    const now = performance.now();
+    const now = turnNow();
     this.current!.responseMs = now - this.attemptStart;
     const server = this.serverState;
     if (server !== undefined && server.watcher !== undefined) server.watcher.timing(server, this.current!.responseMs, true);
@@ -829,8 +830,8 @@ export class Exchange implements UpstreamUser, VariableContext {
 
   // ------------------------------------------------------------------- completion
 
-  /** `now`: a clock reading the caller already has (one performance.now() less per proxied request). */
-  private finish(now = performance.now()): void {
+  /** `now`: a clock reading the caller already has. */
+  private finish(now = turnNow()): void {
     if (this.finished) return;
     this.finished = true;
     this.phase = Phase.Done;

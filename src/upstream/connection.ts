@@ -9,6 +9,7 @@
  * be silent make the connection unusable: it is never returned to the pool
  * (RFC 9112 6.3).
  */
+import { turnNow } from '../net/turn-clock.js';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { ChunkedDecoder } from '../http/chunked.js';
@@ -241,7 +242,7 @@ export class UpstreamConnection {
   }
 
   private onData(data: Buffer): void {
-    this.lastRead = performance.now();
+    this.lastRead = turnNow();
     switch (this.phase) {
       case Phase.Head:
         this.responseStarted = true;
