@@ -12,10 +12,11 @@
  * smuggling). test/unit/http-differential.test.ts checks against llhttp that
  * this parser never accepts a request llhttp rejects.
  */
+import { NameSet } from './name-set.js';
 import { WELL_FORMED_REQUEST_HEAD, BARE_CR_OR_LF, FIELD_VALUE, FORBIDDEN_HEAD_CHAR, TOKEN, hasTrailingHtab, parseContentLength, trimOws } from './syntax.js';
 
 /** Methods llhttp knows; a method outside this list is answered 501 (RFC 9110 9.1). */
-const KNOWN_METHODS = new Set([
+const KNOWN_METHODS = new NameSet([
   'ACL', 'BIND', 'CHECKOUT', 'CONNECT', 'COPY', 'DELETE', 'GET', 'HEAD', 'LINK', 'LOCK', 'M-SEARCH', 'MERGE',
   'MKACTIVITY', 'MKCALENDAR', 'MKCOL', 'MOVE', 'NOTIFY', 'OPTIONS', 'PATCH', 'POST', 'PROPFIND', 'PROPPATCH',
   'PURGE', 'PUT', 'QUERY', 'REBIND', 'REPORT', 'SEARCH', 'SOURCE', 'SUBSCRIBE', 'TRACE', 'UNBIND', 'UNLINK',

@@ -13,10 +13,10 @@
  * event-loop turn with the turn's other writes (net/turn-writes.ts); bodies
  * streamed later are written as they come, chunked when the length is unknown.
  */
-import { turnNow } from '../net/turn-clock.js';
 import type { Socket } from 'node:net';
 import { ChunkedDecoder, LAST_CHUNK } from '../http/chunked.js';
 import { isSharedReadBuffer, readIntoSharedBuffer } from '../net/shared-read-buffer.js';
+import { turnNow } from '../net/turn-clock.js';
 import { flushTurnWrites, writeAtEndOfTurn } from '../net/turn-writes.js';
 import { RequestHead, incompleteHeadIsInvalid, parseRequestHead } from '../http/request-head.js';
 import { BodyWrite, HeaderList, type Downstream } from '../proxy/downstream.js';

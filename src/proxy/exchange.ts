@@ -26,11 +26,12 @@
  * The exchange is a state machine driven by callbacks from the downstream
  * (client) and the UpstreamConnection; it allocates no closures per request.
  */
-import { turnEpochMs, turnNow } from '../net/turn-clock.js';
 import { LAST_CHUNK } from '../http/chunked.js';
-import { flushTurnWrites, writeAtEndOfTurn } from '../net/turn-writes.js';
+import { NameSet } from '../http/name-set.js';
 import type { RequestHead } from '../http/request-head.js';
 import type { ResponseHead } from '../http/response-head.js';
+import { turnEpochMs, turnNow } from '../net/turn-clock.js';
+import { flushTurnWrites, writeAtEndOfTurn } from '../net/turn-writes.js';
 import { reasonPhrase, statusHasNoBody } from '../http/status.js';
 import { noteFailure, noteSelected, noteSuccess } from '../health/passive.js';
 import type { Tried } from '../balancer/policy.js';
@@ -69,7 +70,7 @@ const enum FailKind {
   InvalidHeader = NextUpstream.InvalidHeader,
 }
 
-const NON_IDEMPOTENT = new Set(['POST', 'LOCK', 'PATCH']);
+const NON_IDEMPOTENT = new NameSet(['POST', 'LOCK', 'PATCH']);
 const MIN_REPLAY_BYTES = 16 * 1024;
 const LAST_CHUNK_BUF = Buffer.from(LAST_CHUNK, 'latin1');
 const CRLF_BUF = Buffer.from('\r\n', 'latin1');

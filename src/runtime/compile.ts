@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { policySetupFor } from '../balancer/index.js';
+import { NameSet } from '../http/name-set.js';
 import { roundRobin } from '../balancer/policies/round-robin.js';
 import { ConfigError, type ConfigDiagnostic } from '../config/errors.js';
 import type { LoadedConfig } from '../config/load.js';
@@ -493,8 +494,8 @@ class Compiler {
       proxyPort: colon > 0 && !hostPort.endsWith(']') ? hostPort.slice(colon + 1) : scheme === 'https' ? '443' : '80',
       uriReplacement,
       headerOps,
-      skipRequestHeaders: skip,
-      hideResponseHeaders: hide,
+      skipRequestHeaders: new NameSet(skip),
+      hideResponseHeaders: new NameSet(hide),
       nextUpstream,
       nextUpstreamTries: get('proxy_next_upstream_tries') ?? 0,
       nextUpstreamTimeoutMs: get('proxy_next_upstream_timeout') ?? 0,

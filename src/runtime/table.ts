@@ -6,6 +6,7 @@
  * flight requests finish on the generation they started on.
  */
 import type { Config } from '../config/schema.js';
+import type { NameSet } from '../http/name-set.js';
 import type { HeadLimits } from '../http/request-head.js';
 import type { AccessLogTarget } from '../log/access-log.js';
 import type { LocationMatcher, LocationPattern } from '../router/locations.js';
@@ -101,9 +102,9 @@ export interface ProxyRuntime {
   /** Headers fulcrum sets (proxy_set_header plus nginx's defaults), in order. */
   headerOps: readonly HeaderOp[];
   /** Lowercase client header names not forwarded: hop-by-hop, framing, and those proxy_set_header overrides. */
-  skipRequestHeaders: ReadonlySet<string>;
+  skipRequestHeaders: NameSet;
   /** Lowercase upstream response header names not passed to the client. */
-  hideResponseHeaders: ReadonlySet<string>;
+  hideResponseHeaders: NameSet;
   nextUpstream: number;
   nextUpstreamTries: number;
   nextUpstreamTimeoutMs: number;

@@ -9,11 +9,11 @@
  * be silent make the connection unusable: it is never returned to the pool
  * (RFC 9112 6.3).
  */
-import { turnNow } from '../net/turn-clock.js';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { ChunkedDecoder } from '../http/chunked.js';
 import { ResponseHead, parseResponseHead } from '../http/response-head.js';
+import { turnNow } from '../net/turn-clock.js';
 import type { ServerState } from './server-state.js';
 
 export const enum UpstreamFailure {
