@@ -551,16 +551,31 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
   }
 
   /**
-   * Closes after flushing what was written. The connection stays tracked
-   * until the socket is gone; a client that never closes its side is cut by
-   * the sweep after LINGER_MS (no timer per connection).
+   * Closes after flushing what was written.
+   *
+   * As nginx with `lingering_close on` (its default): when the client has
+   * nothing more to send that fulcrum knows of (its request was read whole,
+   * nothing is pipelined behind it, reading is not paused with bytes left in
+   * the kernel) and the response is all in the kernel,
+   * the socket is closed at once; the kernel still delivers the response,
+   * then the FIN. Otherwise (a body left unread, pipelined bytes, a response
+   * still queued, TLS, whose close_notify goes with end()) the write side is
+   * shut and the connection lingers until the client closes: closing with
+   * unread input would send a reset that can destroy the response before the
+   * client reads it. A lingering connection stays tracked until the socket is
+   * gone; a client that never closes its side is cut by the sweep after
+   * LINGER_MS (no timer per connection).
    */
   close(): void {
     if (this.state === State.Closed) return;
+    const requestReadWhole = this.state !== State.Body;
     this.state = State.Closed;
     this.closingSince = performance.now();
     flushTurnWrites();
-    this.socket.end();
+    const socket = this.socket;
+    const nothingUnread = !this.paused && (this.peerEnded || (requestReadWhole && this.buffer === null));
+    if (this.scheme === 'http' && nothingUnread && socket.writableLength === 0) socket.destroy();
+    else socket.end();
     this.exchange = null;
     this.resolveDrainWaiters();
   }
