@@ -15,7 +15,8 @@
  */
 import type { Socket } from 'node:net';
 import { ChunkedDecoder, LAST_CHUNK } from '../http/chunked.js';
-import { isSharedReadBuffer, readIntoSharedBuffer } from '../net/shared-read-buffer.js';
+import { giveBackReadBuffer, takeReadBuffer } from '../net/read-buffers.js';
+import { chooseReadBuffers, isSharedReadBuffer, readIntoSharedBuffer, sharedClientReadBuffer } from '../net/shared-read-buffer.js';
 import { turnNow } from '../net/turn-clock.js';
 import { flushTurnWrites, writeAtEndOfTurn } from '../net/turn-writes.js';
 import { RequestHead, incompleteHeadIsInvalid, parseRequestHead } from '../http/request-head.js';
@@ -98,6 +99,15 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
   private writeBlockedSince = 0;
   private closingSince = 0;
 
+  // ---- reads (net/shared-read-buffer.ts, net/read-buffers.ts)
+  /** Reads land in the shared client buffer (plain TCP), not in fresh buffers from 'data' events. */
+  private readonly sharedReads: boolean;
+  /** While a request body streams in: the buffer of this connection's own its reads land in. */
+  private ownReadBuffer: Buffer | null = null;
+  private readBufferChooserSet = false;
+  /** Inside onSharedRead: Node asks for the next read buffer only after it returns. */
+  private inReadCallback = false;
+
   constructor(
     readonly socket: Socket,
     private readonly listener: ListenerContext,
@@ -108,8 +118,8 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     this.headStart = now;
     this.settings = listener.spec.servers.defaultServer.settings;
     // Plain TCP reads into the shared buffer (net/shared-read-buffer.ts); TLS sockets read through their own layer.
-    const shared = listener.scheme === 'http' && readIntoSharedBuffer(socket, (bytes, buffer) => this.onSharedRead(bytes, buffer));
-    if (!shared) socket.on('data', (d: Buffer) => this.onData(d));
+    this.sharedReads = listener.scheme === 'http' && readIntoSharedBuffer(socket, (bytes, buffer) => this.onSharedRead(bytes, buffer));
+    if (!this.sharedReads) socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('end', () => this.onEnd());
     socket.on('error', () => {
       // A TLS socket can stay open after an error (a refused renegotiation): make sure it goes.
@@ -141,15 +151,48 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
 
   // =================================================================== reading
 
-  /** A read into the shared buffer: nothing may keep `buffer` past this call, so what stays buffered is copied. */
+  /**
+   * A read into the shared buffer, or into the connection's own while a body
+   * streams in: nothing may keep `buffer` past this call, so what stays
+   * buffered is copied.
+   */
   private onSharedRead(bytes: number, buffer: Buffer): boolean {
     const data = buffer.subarray(0, bytes);
     // After an upgrade the bytes go to the tunnel's 'data' listener; false stops reading while it is paused.
     if (this.state === State.Tunnel) return this.socket.push(Buffer.from(data));
+    this.inReadCallback = true;
     this.onData(data);
+    this.inReadCallback = false;
     const kept = this.buffer;
-    if (kept !== null && isSharedReadBuffer(kept)) this.buffer = Buffer.from(kept);
+    if (kept !== null && kept.buffer === buffer.buffer) this.buffer = Buffer.from(kept);
     return true;
+  }
+
+  /** A request body streams in: its next reads land in a buffer of this connection's own, lent to the upstream writes. */
+  private useOwnReadBuffer(): void {
+    if (!this.sharedReads || this.ownReadBuffer !== null) return;
+    if (!this.readBufferChooserSet) {
+      if (!chooseReadBuffers(this.socket, () => this.ownReadBuffer ?? sharedClientReadBuffer)) return;
+      this.readBufferChooserSet = true;
+    }
+    this.ownReadBuffer = takeReadBuffer();
+  }
+
+  /**
+   * The body is complete: reads go back to the shared buffer. The own one is
+   * reused only if no read can land in it any more: from within a read
+   * callback (Node asks for the next buffer after it returns); otherwise the
+   * GC has it.
+   */
+  private useSharedReadBuffer(): void {
+    const own = this.ownReadBuffer;
+    if (own === null) return;
+    this.ownReadBuffer = null;
+    if (this.inReadCallback) giveBackReadBuffer(own);
+  }
+
+  keepReadBuffer(): void {
+    if (this.ownReadBuffer !== null) this.ownReadBuffer = takeReadBuffer();
   }
 
   private onData(data: Buffer): void {
@@ -258,6 +301,7 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
       this.buffer = null;
       this.feedBody(rest, 0);
     }
+    if (this.state === State.Body) this.useOwnReadBuffer();
     if (routed && !ex.isFinished) ex.run();
     return true;
   }
@@ -307,9 +351,10 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     }
   }
 
-  /** The exchange may keep body bytes (queued writes, replay): it gets its own copy of shared-buffer bytes. */
+  /** Shared-buffer bytes are copied for the exchange; bytes in the own read buffer (or owned) are lent (see Exchange.requestData). */
   private forwardBody(ex: Exchange, bytes: Buffer): void {
-    ex.requestData(isSharedReadBuffer(bytes) ? Buffer.from(bytes) : bytes);
+    if (isSharedReadBuffer(bytes)) ex.requestData(Buffer.from(bytes), false);
+    else ex.requestData(bytes, true);
   }
 
   private bodyFramingError(): void {
@@ -322,6 +367,7 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
 
   private bodyDone(rest: Buffer | null): void {
     this.state = State.Responding;
+    this.useSharedReadBuffer();
     if (rest !== null && rest.length > 0) this.buffer = rest;
     const ex = this.exchange;
     if (ex === null) return;

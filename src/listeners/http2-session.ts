@@ -202,7 +202,7 @@ export class Http2StreamDownstream implements Downstream, ExchangeHost {
   }
 
   onData(chunk: Buffer): void {
-    this.exchange?.requestData(chunk);
+    this.exchange?.requestData(chunk, false);
   }
 
   onEnd(): void {
@@ -259,6 +259,10 @@ export class Http2StreamDownstream implements Downstream, ExchangeHost {
   sendBody(chunk: Buffer): boolean {
     if (this.stream.destroyed) return true;
     return this.stream.write(Buffer.from(chunk)); // borrowed from a read buffer
+  }
+
+  keepReadBuffer(): void {
+    // Request bodies come from nghttp2 as buffers of their own: nothing to do.
   }
 
   lendBody(chunk: Buffer): number {

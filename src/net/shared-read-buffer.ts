@@ -76,6 +76,20 @@ export function readIntoSharedBuffer(socket: Socket, callback: SharedReadCallbac
   return true;
 }
 
+/**
+ * Lets `choose` pick where each next read of `socket` (already reading into
+ * the shared buffer) lands: Node asks after every read callback, as with
+ * `onread.buffer` given as a function. False: not possible on this Node.
+ */
+export function chooseReadBuffers(socket: Socket, choose: () => Buffer): boolean {
+  if (symbols === null || symbols.generator === undefined) return false;
+  (socket as unknown as Record<symbol, unknown>)[symbols.generator] = choose;
+  return true;
+}
+
+/** The buffer accepted sockets read into unless a chooser says otherwise. */
+export const sharedClientReadBuffer: Buffer = sharedBuffer;
+
 /** Whether `buffer` is a view of the shared read buffer (and must be copied to be kept). */
 export function isSharedReadBuffer(buffer: Buffer): boolean {
   return buffer.buffer === sharedBuffer.buffer;

@@ -91,6 +91,11 @@ export interface Downstream {
    * downstreamDrain(), as a false from sendBody.
    */
   lendBody(chunk: Buffer): number;
+  /**
+   * Request body bytes this downstream handed over as `lendable` are still
+   * held by a write to the upstream: its next read must land elsewhere.
+   */
+  keepReadBuffer(): void;
   /** Ends the response. */
   endBody(): void;
   /** Closes the connection (or resets the stream) at once: the client sees a truncated response. */

@@ -517,13 +517,22 @@ export class Exchange implements UpstreamUser, VariableContext {
 
   // ------------------------------------------------------------------- request body from the client
 
-  /** A piece of the (de-chunked) request body arrived from the client. */
-  requestData(chunk: Buffer): void {
+  /**
+   * A piece of the (de-chunked) request body arrived from the client.
+   * `lendable`: the bytes are in the client connection's own read buffer;
+   * written on without a copy, with down.keepReadBuffer() when the write
+   * keeps them. What is kept for a replay or held while connecting is copied.
+   */
+  requestData(chunk: Buffer, lendable: boolean): void {
     this.bodyBytesReceived += chunk.length;
     const limit = this.bodyLimit;
     // Chunked bodies are checked at each size line by the connection; this catches the rest.
     if (limit !== 0 && this.bodyBytesReceived > limit) return this.bodyTooLarge();
     if (this.finished) return;
+    if (lendable && (this.replay !== undefined || this.proxy === undefined || this.conn === undefined || this.phase === Phase.Connecting)) {
+      chunk = Buffer.from(chunk);
+      lendable = false;
+    }
     if (this.proxy === undefined) {
       // Before run(): body bytes that came with the head are held until the request is sent.
       if (this.location?.action.kind === 'proxy') {
@@ -539,7 +548,9 @@ export class Exchange implements UpstreamUser, VariableContext {
       this.down.pauseRequestBody(); // until the upstream connection can take it
       return;
     }
-    if (!this.writeBody(conn.socket, chunk)) this.noteUpstreamBlocked();
+    const socket = conn.socket;
+    if (!this.writeBody(socket, chunk)) this.noteUpstreamBlocked();
+    if (lendable && socket.writableLength > 0) this.down.keepReadBuffer();
   }
 
   private keepForReplay(chunk: Buffer): void {

@@ -13,6 +13,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { ChunkedDecoder } from '../http/chunked.js';
 import { ResponseHead, parseResponseHead } from '../http/response-head.js';
+import { READ_BUFFER_SIZE, giveBackReadBuffer, takeReadBuffer } from '../net/read-buffers.js';
 import { turnNow } from '../net/turn-clock.js';
 import type { ServerState } from './server-state.js';
 
@@ -68,30 +69,14 @@ const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 
 let nextConnectionId = 1;
 
-const READ_BUFFER_SIZE = 65536;
-
 /**
  * Reads land in one buffer shared by every upstream connection of the
  * process: a response head and a small body are parsed, copied into the
- * client's write and forgotten within the read callback.
+ * client's write and forgotten within the read callback. A streamed body is
+ * read into a buffer of the connection's own instead (net/read-buffers.ts),
+ * so that its chunks go to the client without a copy.
  */
 const sharedReadBuffer = Buffer.allocUnsafe(READ_BUFFER_SIZE);
-
-/**
- * A streamed body (one that needs more reads than its head's) is read into a
- * buffer of the connection's own instead, so each chunk can be written to the
- * client without a copy: when the client's socket takes it at once (the
- * usual case) the same buffer takes the next read; when the write has to
- * wait, the buffer stays with the write (the GC frees it after) and the
- * connection reads into another. Free buffers are kept for reuse, up to a
- * bound, so a steady stream of large responses allocates nothing.
- */
-const freeOwnBuffers: Buffer[] = [];
-const MAX_FREE_OWN_BUFFERS = 64;
-
-function takeOwnBuffer(): Buffer {
-  return freeOwnBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
-}
 
 export class UpstreamConnection {
   readonly id = nextConnectionId++;
@@ -190,7 +175,7 @@ export class UpstreamConnection {
    * the connection's next read must land elsewhere.
    */
   keepReadBuffer(): void {
-    if (this.readBuffer !== sharedReadBuffer) this.readBuffer = takeOwnBuffer();
+    if (this.readBuffer !== sharedReadBuffer) this.readBuffer = takeReadBuffer();
   }
 
   /** Bytes outside the shared buffer (the own buffer, or a TLS socket's fresh one) can be written without a copy. */
@@ -200,7 +185,7 @@ export class UpstreamConnection {
 
   /** A streamed body begins: its reads land in a buffer of this connection's own. */
   private useOwnReadBuffer(): void {
-    if (this.choosesReadBuffer && this.readBuffer === sharedReadBuffer) this.readBuffer = takeOwnBuffer();
+    if (this.choosesReadBuffer && this.readBuffer === sharedReadBuffer) this.readBuffer = takeReadBuffer();
   }
 
   /**
@@ -212,7 +197,7 @@ export class UpstreamConnection {
     const own = this.readBuffer;
     if (own === sharedReadBuffer) return;
     this.readBuffer = sharedReadBuffer;
-    if (freeOwnBuffers.length < MAX_FREE_OWN_BUFFERS) freeOwnBuffers.push(own);
+    giveBackReadBuffer(own);
   }
 
   destroy(): void {
