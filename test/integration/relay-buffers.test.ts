@@ -15,12 +15,11 @@
  */
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
 import type http from 'node:http';
-import { Readable } from 'node:stream';
 import { deterministicBytes } from '../../src/demo/backend.js';
 import { startBalancing, type BalancingEnv } from '../support/balancing.js';
 import { openRequest, request } from '../support/http-client.js';
+import { generatedBody } from '../support/streams.js';
 import { sleep } from '../support/wait.js';
 
 let env: BalancingEnv;
@@ -79,24 +78,6 @@ test('12 large downloads at once, half read slowly, with small requests in betwe
   assert.deepEqual(new Set(await Promise.all(small)), new Set([200]), 'every small request in between was answered');
 });
 
-/** `total` bytes made as they are read, in pieces of `piece` bytes (each stamped with its index); `digest()` once read. */
-function generatedBody(total: number, piece: number): { stream: Readable; digest(): string } {
-  const base = randomBytes(piece);
-  const hash = createHash('sha256');
-  let sent = 0;
-  let index = 0;
-  const stream = new Readable({
-    read() {
-      if (sent >= total) return void this.push(null);
-      const chunk = Buffer.from(base.subarray(0, Math.min(piece, total - sent)));
-      chunk.writeUInt32BE(index++ >>> 0, 0);
-      sent += chunk.length;
-      hash.update(chunk);
-      this.push(chunk);
-    },
-  });
-  return { stream, digest: () => hash.digest('hex') };
-}
 
 test('10 uploads at once (Content-Length and chunked, in large and small pieces) reach the backends intact', async () => {
   const size = 6 * MB;

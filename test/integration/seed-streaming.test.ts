@@ -17,6 +17,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import http2 from 'node:http2';
 import { Readable } from 'node:stream';
 import { deterministicBytes } from '../../src/demo/backend.js';
+import { generatedBody } from '../support/streams.js';
 import { openRequest, rawRequest, request } from '../support/http-client.js';
 import { backendCount, rssBytes, SEED_SERVER_NAME, startSeed, type SeedEnv } from '../support/seed.js';
 import { collect, sleep, waitUntil } from '../support/wait.js';
@@ -35,31 +36,6 @@ const MB = 1024 * 1024;
 
 interface Echo { name: string; bytes: number; sha256: string; headers: Array<[string, string]> }
 
-/**
- * `total` bytes generated as they are read (never held in memory), in pieces
- * of `piece` bytes; `digest()` gives their sha256 once the stream ended.
- */
-function generatedBody(total: number, piece = 64 * 1024): { stream: Readable; digest(): string; sent(): number } {
-  const base = randomBytes(piece);
-  const hash = createHash('sha256');
-  let sent = 0;
-  let index = 0;
-  const stream = new Readable({
-    read() {
-      if (sent >= total) {
-        this.push(null);
-        return;
-      }
-      const size = Math.min(piece, total - sent);
-      const chunk = Buffer.from(base.subarray(0, size));
-      chunk.writeUInt32BE(index++ >>> 0, 0);
-      sent += size;
-      hash.update(chunk);
-      this.push(chunk);
-    },
-  });
-  return { stream, digest: () => hash.digest('hex'), sent: () => sent };
-}
 
 /** Samples a process's RSS every `everyMs` until stopped; returns the samples in bytes. */
 function sampleRss(pid: number, everyMs = 20): { stop(): number[] } {

@@ -2,10 +2,11 @@
  * Long-lived clients for reload tests: a server-sent-events reader that
  * records every event and how the stream ended, and a minimal WebSocket
  * client (RFC 6455 handshake, masked text frames) for the demo backend's
- * /ws echo.
+ * /ws echo; and request bodies generated as they are read, with their sha256.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
+import { Readable } from 'node:stream';
 import { decodeWebSocketFrame, websocketAccept, WebSocketOpcode } from '../../src/demo/backend.js';
 import { openRequest } from './http-client.js';
 
@@ -117,4 +118,30 @@ function maskedFrame(opcode: number, payload: Buffer): Buffer {
   const len = payload.length;
   const header = len < 126 ? Buffer.from([0x80 | opcode, 0x80 | len]) : Buffer.from([0x80 | opcode, 0x80 | 126, len >> 8, len & 0xff]);
   return Buffer.concat([header, mask, masked]);
+}
+
+/**
+ * `total` bytes generated as they are read (never held in memory), in pieces
+ * of `piece` bytes; `digest()` gives their sha256 once the stream ended.
+ */
+export function generatedBody(total: number, piece = 64 * 1024): { stream: Readable; digest(): string; sent(): number } {
+  const base = randomBytes(piece);
+  const hash = createHash('sha256');
+  let sent = 0;
+  let index = 0;
+  const stream = new Readable({
+    read() {
+      if (sent >= total) {
+        this.push(null);
+        return;
+      }
+      const size = Math.min(piece, total - sent);
+      const chunk = Buffer.from(base.subarray(0, size));
+      chunk.writeUInt32BE(index++ >>> 0, 0);
+      sent += size;
+      hash.update(chunk);
+      this.push(chunk);
+    },
+  });
+  return { stream, digest: () => hash.digest('hex'), sent: () => sent };
 }
