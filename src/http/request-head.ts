@@ -13,7 +13,7 @@
  * this parser never accepts a request llhttp rejects.
  */
 import { NameSet } from './name-set.js';
-import { WELL_FORMED_REQUEST_HEAD, BARE_CR_OR_LF, FIELD_VALUE, FORBIDDEN_HEAD_CHAR, TOKEN, hasTrailingHtab, parseContentLength, trimOws } from './syntax.js';
+import { WELL_FORMED_REQUEST_HEAD, BARE_CR_OR_LF, FIELD_VALUE, FORBIDDEN_HEAD_CHAR, TOKEN, hasTrailingHtab, parseContentLength, sliceTrimmingOws, trimOws } from './syntax.js';
 
 /** Methods llhttp knows; a method outside this list is answered 501 (RFC 9110 9.1). */
 const KNOWN_METHODS = new NameSet([
@@ -159,7 +159,7 @@ export function parseRequestHead(head: string, out: RequestHead, limits: HeadLim
     if (end < 0) end = head.length;
     const colon = head.indexOf(':', pos);
     const name = head.slice(pos, colon);
-    const value = trimOws(head.slice(colon + 1, end));
+    const value = sliceTrimmingOws(head, colon + 1, end);
     if (!checked) {
       if (end - pos > limits.maxLineBytes) return fail(out, 431, 'header line too long');
       if (colon < 0 || colon >= end) return fail(out, 400, 'header line without a colon');

@@ -4,7 +4,7 @@
  * never reuses that upstream connection (RFC 9112 6.3), as nginx and HAProxy
  * do for `Transfer-Encoding: chunked, chunked`, CL+TE, duplicate CL.
  */
-import { WELL_FORMED_RESPONSE_HEAD, BARE_CR_OR_LF, FIELD_VALUE, FORBIDDEN_HEAD_CHAR, TOKEN, parseContentLength, splitList, trimOws } from './syntax.js';
+import { WELL_FORMED_RESPONSE_HEAD, BARE_CR_OR_LF, FIELD_VALUE, FORBIDDEN_HEAD_CHAR, TOKEN, parseContentLength, sliceTrimmingOws, splitList } from './syntax.js';
 
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9][0-9][0-9])(?: ([\t\x20-\x7e\x80-\xff]*))?$/;
 
@@ -94,7 +94,7 @@ export function parseResponseHead(head: string, out: ResponseHead, maxHeaders = 
     if (end < 0) end = head.length;
     const colon = head.indexOf(':', pos);
     const name = head.slice(pos, colon);
-    const value = trimOws(head.slice(colon + 1, end));
+    const value = sliceTrimmingOws(head, colon + 1, end);
     if (!checked) {
       if (colon < 0 || colon >= end) return fail(out, 'header line without a colon');
       if (!TOKEN.test(name)) return fail(out, 'invalid header name');

@@ -40,6 +40,13 @@ export function isOws(code: number): boolean {
 }
 
 /** Trims SP/HTAB from both ends without allocating when there is nothing to trim. */
+/** `text.slice(start, end)` without leading and trailing OWS, in one slice (a header value: one string per field, not two). */
+export function sliceTrimmingOws(text: string, start: number, end: number): string {
+  while (start < end && isOws(text.charCodeAt(start))) start++;
+  while (end > start && isOws(text.charCodeAt(end - 1))) end--;
+  return text.slice(start, end);
+}
+
 export function trimOws(s: string): string {
   let start = 0;
   let end = s.length;

@@ -9,9 +9,11 @@ import { randomBytes } from 'node:crypto';
 const VALID_ID = /^[A-Za-z0-9._:\-]{1,128}$/;
 const PREFIX = randomBytes(6).toString('hex');
 let counter = 0;
+const ZEROS = ['', '0', '00', '000', '0000', '00000', '000000', '0000000'];
 
 export function nextRequestId(fromClient: string | undefined): string {
   if (fromClient !== undefined && VALID_ID.test(fromClient)) return fromClient;
   counter = (counter + 1) % Number.MAX_SAFE_INTEGER;
-  return PREFIX + counter.toString(16).padStart(8, '0');
+  const hex = counter.toString(16);
+  return hex.length >= 8 ? PREFIX + hex : PREFIX + ZEROS[8 - hex.length] + hex; // padStart(8, '0') without its garbage
 }
