@@ -15,7 +15,7 @@
  */
 import type { Socket } from 'node:net';
 import { ChunkedDecoder, LAST_CHUNK } from '../http/chunked.js';
-import { giveBackReadBuffer, takeReadBuffer } from '../net/read-buffers.js';
+import { ReadBufferChoice } from '../net/read-buffers.js';
 import { chooseReadBuffers, isSharedReadBuffer, readIntoSharedBuffer, sharedClientReadBuffer } from '../net/shared-read-buffer.js';
 import { turnNow } from '../net/turn-clock.js';
 import { flushTurnWrites, writeAtEndOfTurn } from '../net/turn-writes.js';
@@ -102,8 +102,8 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
   // ---- reads (net/shared-read-buffer.ts, net/read-buffers.ts)
   /** Reads land in the shared client buffer (plain TCP), not in fresh buffers from 'data' events. */
   private readonly sharedReads: boolean;
-  /** While a request body streams in: the buffer of this connection's own its reads land in. */
-  private ownReadBuffer: Buffer | null = null;
+  /** Where the next read lands: the shared buffer, or this connection's own while a request body streams in. */
+  private readonly reads = new ReadBufferChoice(sharedClientReadBuffer);
   private readBufferChooserSet = false;
   /** Inside onSharedRead: Node asks for the next read buffer only after it returns. */
   private inReadCallback = false;
@@ -170,29 +170,16 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
 
   /** A request body streams in: its next reads land in a buffer of this connection's own, lent to the upstream writes. */
   private useOwnReadBuffer(): void {
-    if (!this.sharedReads || this.ownReadBuffer !== null) return;
+    if (!this.sharedReads) return;
     if (!this.readBufferChooserSet) {
-      if (!chooseReadBuffers(this.socket, () => this.ownReadBuffer ?? sharedClientReadBuffer)) return;
+      if (!chooseReadBuffers(this.socket, () => this.reads.next())) return;
       this.readBufferChooserSet = true;
     }
-    this.ownReadBuffer = takeReadBuffer();
-  }
-
-  /**
-   * The body is complete: reads go back to the shared buffer. The own one is
-   * reused only if no read can land in it any more: from within a read
-   * callback (Node asks for the next buffer after it returns); otherwise the
-   * GC has it.
-   */
-  private useSharedReadBuffer(): void {
-    const own = this.ownReadBuffer;
-    if (own === null) return;
-    this.ownReadBuffer = null;
-    if (this.inReadCallback) giveBackReadBuffer(own);
+    this.reads.useOwn();
   }
 
   keepReadBuffer(): void {
-    if (this.ownReadBuffer !== null) this.ownReadBuffer = takeReadBuffer();
+    this.reads.keep();
   }
 
   private onData(data: Buffer): void {
@@ -367,7 +354,7 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
 
   private bodyDone(rest: Buffer | null): void {
     this.state = State.Responding;
-    this.useSharedReadBuffer();
+    this.reads.useShared(this.inReadCallback); // within a read callback no read can land in the own buffer any more
     if (rest !== null && rest.length > 0) this.buffer = rest;
     const ex = this.exchange;
     if (ex === null) return;
@@ -462,9 +449,22 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
 
   sendBody(borrowed: Buffer): boolean {
     if (this.state === State.Closed) return true;
-    flushTurnWrites();
     // The chunk may live in a shared read buffer and the write may be queued: copy it.
-    const chunk = Buffer.from(borrowed);
+    this.writeBodyBytes(Buffer.from(borrowed));
+    return this.noteWriteState();
+  }
+
+  lendBody(chunk: Buffer): number {
+    if (this.state === State.Closed) return 0;
+    this.writeBodyBytes(chunk);
+    // Nothing left in Node's queue: the kernel (or TLS) took every byte and nothing points at the chunk any more.
+    const kept = this.socket.writableLength > 0 ? BodyWrite.Kept : 0;
+    return this.noteWriteState() ? kept : kept | BodyWrite.Blocked;
+  }
+
+  /** Body bytes after the head (which may still wait for the end of the turn): one write, chunk-framed when needed. */
+  private writeBodyBytes(chunk: Buffer): void {
+    flushTurnWrites();
     if (this.chunkedResponse) {
       this.socket.cork();
       this.writeChunk(chunk);
@@ -472,23 +472,6 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     } else {
       this.socket.write(chunk);
     }
-    return this.noteWriteState();
-  }
-
-  lendBody(chunk: Buffer): number {
-    if (this.state === State.Closed) return 0;
-    flushTurnWrites();
-    const socket = this.socket;
-    if (this.chunkedResponse) {
-      socket.cork();
-      this.writeChunk(chunk);
-      socket.uncork();
-    } else {
-      socket.write(chunk);
-    }
-    // Nothing left in Node's queue: the kernel (or TLS) took every byte and nothing points at the chunk any more.
-    const kept = socket.writableLength > 0 ? BodyWrite.Kept : 0;
-    return this.noteWriteState() ? kept : kept | BodyWrite.Blocked;
   }
 
   private writeChunk(chunk: Buffer): void {

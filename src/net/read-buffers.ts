@@ -18,7 +18,7 @@ const MAX_FREE = 64;
 const free: Buffer[] = [];
 
 /** A buffer for one connection's reads: from the free list, or new. */
-export function takeReadBuffer(): Buffer {
+function takeReadBuffer(): Buffer {
   return free.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
 }
 
@@ -27,6 +27,43 @@ export function takeReadBuffer(): Buffer {
  * (the connection went back to a shared buffer within a read callback, or
  * its socket is closed).
  */
-export function giveBackReadBuffer(buffer: Buffer): void {
+function giveBackReadBuffer(buffer: Buffer): void {
   if (free.length < MAX_FREE) free.push(buffer);
+}
+
+/**
+ * Where one connection's next read lands: its shared buffer, or a buffer of
+ * its own while a body streams through it. Node asks (`next()`) after every
+ * read callback, so a switch made inside a callback applies to the next read.
+ */
+export class ReadBufferChoice {
+  private own: Buffer | null = null;
+
+  constructor(private readonly shared: Buffer) {}
+
+  next(): Buffer {
+    return this.own ?? this.shared;
+  }
+
+  /** A body starts streaming: reads land in a buffer of the connection's own. */
+  useOwn(): void {
+    if (this.own === null) this.own = takeReadBuffer();
+  }
+
+  /** The bytes just lent from the own buffer are still held by a write: the next read lands in another. */
+  keep(): void {
+    if (this.own !== null) this.own = takeReadBuffer();
+  }
+
+  /**
+   * The body is done: back to the shared buffer. `reusable`: no read can land
+   * in the own buffer any more (called from within a read callback, or the
+   * socket is closed), so it goes back to the free list; otherwise the GC has it.
+   */
+  useShared(reusable: boolean): void {
+    const own = this.own;
+    if (own === null) return;
+    this.own = null;
+    if (reusable) giveBackReadBuffer(own);
+  }
 }

@@ -13,7 +13,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { ChunkedDecoder } from '../http/chunked.js';
 import { ResponseHead, parseResponseHead } from '../http/response-head.js';
-import { READ_BUFFER_SIZE, giveBackReadBuffer, takeReadBuffer } from '../net/read-buffers.js';
+import { READ_BUFFER_SIZE, ReadBufferChoice } from '../net/read-buffers.js';
 import { turnNow } from '../net/turn-clock.js';
 import type { ServerState } from './server-state.js';
 
@@ -100,8 +100,8 @@ export class UpstreamConnection {
   private pending: Buffer | null = null;
   private remaining = 0;
   private readonly chunked = new ChunkedDecoder();
-  /** Where the next read lands (Node asks after every read): the shared buffer, or the connection's own while streaming a body. */
-  private readBuffer: Buffer = sharedReadBuffer;
+  /** Where the next read lands: the shared buffer, or the connection's own while streaming a body. */
+  private readonly reads = new ReadBufferChoice(sharedReadBuffer);
   /** Reads go through `onread` (plain TCP, not a tunnel): the read buffer is ours to choose. */
   private readonly choosesReadBuffer: boolean;
 
@@ -120,7 +120,7 @@ export class UpstreamConnection {
       ? tls.connect({ host, port, servername: net.isIP(host) === 0 ? host : undefined, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'], timeout: connectTimeoutMs })
       : tunnel
         ? net.connect({ host, port, noDelay: true, timeout: connectTimeoutMs })
-        : net.connect({ host, port, noDelay: true, timeout: connectTimeoutMs, onread: { buffer: () => this.readBuffer, callback: (n: number, buf: Uint8Array) => this.onRead(n, buf) } });
+        : net.connect({ host, port, noDelay: true, timeout: connectTimeoutMs, onread: { buffer: () => this.reads.next(), callback: (n: number, buf: Uint8Array) => this.onRead(n, buf) } });
     this.choosesReadBuffer = !server.tls && !tunnel;
     this.socket = socket;
     server.connections++;
@@ -175,7 +175,7 @@ export class UpstreamConnection {
    * the connection's next read must land elsewhere.
    */
   keepReadBuffer(): void {
-    if (this.readBuffer !== sharedReadBuffer) this.readBuffer = takeReadBuffer();
+    this.reads.keep();
   }
 
   /** Bytes outside the shared buffer (the own buffer, or a TLS socket's fresh one) can be written without a copy. */
@@ -185,7 +185,7 @@ export class UpstreamConnection {
 
   /** A streamed body begins: its reads land in a buffer of this connection's own. */
   private useOwnReadBuffer(): void {
-    if (this.choosesReadBuffer && this.readBuffer === sharedReadBuffer) this.readBuffer = takeReadBuffer();
+    if (this.choosesReadBuffer) this.reads.useOwn();
   }
 
   /**
@@ -194,10 +194,7 @@ export class UpstreamConnection {
    * after it returns) or once the socket is closed.
    */
   private useSharedReadBuffer(): void {
-    const own = this.readBuffer;
-    if (own === sharedReadBuffer) return;
-    this.readBuffer = sharedReadBuffer;
-    giveBackReadBuffer(own);
+    this.reads.useShared(true);
   }
 
   destroy(): void {
