@@ -1,3 +1,5 @@
+import { equalsLowercase } from './syntax.js';
+
 /**
  * A fixed set of short strings (lowercase header names, methods) for the
  * lookups made on every request: bucketed by length, then compared.
@@ -29,6 +31,18 @@ export class NameSet {
     if (name.length >= this.byLength.length) return false;
     const bucket = this.byLength[name.length]!;
     for (let i = 0; i < bucket.length; i++) if (bucket[i] === name) return true;
+    return false;
+  }
+
+  /**
+   * Whether `text.slice(start, end)`, compared without ASCII case, is in the
+   * set (of lowercase names): no substring and no lowercase copy is made.
+   */
+  hasIgnoringCase(text: string, start: number, end: number): boolean {
+    const length = end - start;
+    if (length >= this.byLength.length) return false;
+    const bucket = this.byLength[length]!;
+    for (let i = 0; i < bucket.length; i++) if (equalsLowercase(text, start, end, bucket[i]!)) return true;
     return false;
   }
 }

@@ -4,7 +4,7 @@
  * never reuses that upstream connection (RFC 9112 6.3), as nginx and HAProxy
  * do for `Transfer-Encoding: chunked, chunked`, CL+TE, duplicate CL.
  */
-import { WELL_FORMED_RESPONSE_HEAD, BARE_CR_OR_LF, FIELD_VALUE, FORBIDDEN_HEAD_CHAR, TOKEN, parseContentLength, sliceTrimmingOws, splitList } from './syntax.js';
+import { WELL_FORMED_RESPONSE_HEAD, BARE_CR_OR_LF, FIELD_VALUE, FORBIDDEN_HEAD_CHAR, TOKEN, equalsLowercase, parseContentLength, sliceTrimmingOws, splitList } from './syntax.js';
 
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9][0-9][0-9])(?: ([\t\x20-\x7e\x80-\xff]*))?$/;
 
@@ -12,11 +12,18 @@ export class ResponseHead {
   versionMinor = 1;
   status = 0;
   reason = '';
-  names: string[] = [];
-  lower: string[] = [];
-  values: string[] = [];
-  /** Offset of each header line in `text`, so a relay can copy runs of lines without rebuilding them. */
-  starts: number[] = [];
+  /** How many header lines the head has. */
+  count = 0;
+  /**
+   * Where each header line starts, where its colon is and where it ends (before
+   * CRLF) in `text`. Header lines are kept as positions, not strings: a relay
+   * copies runs of lines as they are, and only the few fields fulcrum acts on
+   * (framing, Connection) are ever sliced, so a response costs no string per
+   * field (docs/benchmarks.md).
+   */
+  readonly starts: Int32Array;
+  readonly colons: Int32Array;
+  readonly ends: Int32Array;
   /** The head text parsed (without the final CRLFCRLF). */
   text = '';
   contentLength = -1;
@@ -29,15 +36,17 @@ export class ResponseHead {
   keepAliveTimeoutMs = -1;
   error = '';
 
+  constructor(readonly maxHeaders = DEFAULT_MAX_HEADERS) {
+    this.starts = new Int32Array(maxHeaders);
+    this.colons = new Int32Array(maxHeaders);
+    this.ends = new Int32Array(maxHeaders);
+  }
+
   reset(): void {
     this.versionMinor = 1;
     this.status = 0;
     this.reason = '';
-    // Fresh arrays are cheaper in V8 than truncating old ones (`length = 0`).
-    this.names = [];
-    this.lower = [];
-    this.values = [];
-    this.starts = [];
+    this.count = 0;
     this.text = '';
     this.contentLength = -1;
     this.chunked = false;
@@ -49,9 +58,44 @@ export class ResponseHead {
     this.error = '';
   }
 
+  /** Header line `i`'s name as sent. */
+  name(i: number): string {
+    return this.text.slice(this.starts[i]!, this.colons[i]!);
+  }
+
+  /** Header line `i`'s value without surrounding whitespace. */
+  value(i: number): string {
+    return sliceTrimmingOws(this.text, this.colons[i]! + 1, this.ends[i]!);
+  }
+
+  /** Whether header line `i`'s name is `lowerName`, compared without case. */
+  nameIs(i: number, lowerName: string): boolean {
+    return equalsLowercase(this.text, this.starts[i]!, this.colons[i]!, lowerName);
+  }
+
+  /** The value of the first field named `lowerName` (lowercase), if any. */
   header(lowerName: string): string | undefined {
-    const i = this.lower.indexOf(lowerName);
-    return i < 0 ? undefined : this.values[i];
+    for (let i = 0; i < this.count; i++) if (this.nameIs(i, lowerName)) return this.value(i);
+    return undefined;
+  }
+
+  /** Every field name as sent (made on demand: the relay does not need them). */
+  get names(): string[] {
+    const out: string[] = [];
+    for (let i = 0; i < this.count; i++) out.push(this.name(i));
+    return out;
+  }
+
+  get lower(): string[] {
+    const out: string[] = [];
+    for (let i = 0; i < this.count; i++) out.push(this.name(i).toLowerCase());
+    return out;
+  }
+
+  get values(): string[] {
+    const out: string[] = [];
+    for (let i = 0; i < this.count; i++) out.push(this.value(i));
+    return out;
   }
 
   /** Whether the upstream lets this connection be reused after the response. */
@@ -60,11 +104,14 @@ export class ResponseHead {
   }
 }
 
+const DEFAULT_MAX_HEADERS = 200;
+
 /**
- * Parses a response head (latin1, without the final CRLFCRLF). Returns true
- * when valid; otherwise false with `out.error` set.
+ * Parses a response head (latin1, without the final CRLFCRLF) into `out`,
+ * which refuses more than its `maxHeaders` fields. Returns true when valid;
+ * otherwise false with `out.error` set.
  */
-export function parseResponseHead(head: string, out: ResponseHead, maxHeaders = 200): boolean {
+export function parseResponseHead(head: string, out: ResponseHead): boolean {
   // Common case: one regex pass validates every character of the head.
   const checked = WELL_FORMED_RESPONSE_HEAD.test(head);
   if (!checked) {
@@ -89,37 +136,46 @@ export function parseResponseHead(head: string, out: ResponseHead, maxHeaders = 
   let teCount = 0;
   let clCount = 0;
   let pos = lineEnd + 2;
+  const { starts, colons, ends } = out;
   while (pos < head.length) {
     let end = head.indexOf('\r\n', pos);
     if (end < 0) end = head.length;
     const colon = head.indexOf(':', pos);
-    const name = head.slice(pos, colon);
-    const value = sliceTrimmingOws(head, colon + 1, end);
     if (!checked) {
       if (colon < 0 || colon >= end) return fail(out, 'header line without a colon');
-      if (!TOKEN.test(name)) return fail(out, 'invalid header name');
-      if (!FIELD_VALUE.test(value)) return fail(out, 'invalid header value');
+      if (!TOKEN.test(head.slice(pos, colon))) return fail(out, 'invalid header name');
+      if (!FIELD_VALUE.test(head.slice(colon + 1, end))) return fail(out, 'invalid header value');
     }
-    if (out.names.length >= maxHeaders) return fail(out, 'too many header fields');
-    const lower = name.toLowerCase();
-    out.names.push(name);
-    out.lower.push(lower);
-    out.values.push(value);
-    out.starts.push(pos);
+    const i = out.count;
+    if (i >= out.maxHeaders) return fail(out, 'too many header fields');
+    starts[i] = pos;
+    colons[i] = colon;
+    ends[i] = end;
+    out.count = i + 1;
     pos = end + 2;
-    switch (lower) {
-      case 'content-length': {
+    // Only the fields that frame the response or govern the connection are read here.
+    switch (colon - starts[i]!) {
+      case 14:
+        if (!out.nameIs(i, 'content-length')) break;
         clCount++;
-        out.contentLength = parseContentLength(value);
+        out.contentLength = parseContentLength(out.value(i));
         if (out.contentLength < 0) return fail(out, 'invalid Content-Length');
         break;
-      }
-      case 'transfer-encoding':
+      case 17: {
+        if (!out.nameIs(i, 'transfer-encoding')) break;
         teCount++;
+        const value = out.value(i);
         if (value.length !== 7 || value.toLowerCase() !== 'chunked') return fail(out, 'unsupported Transfer-Encoding');
         out.chunked = true;
         break;
-      case 'connection':
+      }
+      case 10: {
+        if (out.nameIs(i, 'keep-alive')) {
+          out.keepAliveTimeoutMs = parseKeepAliveTimeout(out.value(i));
+          break;
+        }
+        if (!out.nameIs(i, 'connection')) break;
+        const value = out.value(i);
         if (value.length === 10 && value.toLowerCase() === 'keep-alive') {
           out.connectionKeepAlive = true;
           break;
@@ -135,9 +191,7 @@ export function parseResponseHead(head: string, out: ResponseHead, maxHeaders = 
           else if (t !== '') (out.connectionTokens ??= []).push(t);
         }
         break;
-      case 'keep-alive':
-        out.keepAliveTimeoutMs = parseKeepAliveTimeout(value);
-        break;
+      }
     }
   }
   if (clCount > 1) return fail(out, 'duplicate Content-Length');

@@ -39,7 +39,6 @@ export function isOws(code: number): boolean {
   return code === 0x20 || code === 0x09;
 }
 
-/** Trims SP/HTAB from both ends without allocating when there is nothing to trim. */
 /** `text.slice(start, end)` without leading and trailing OWS, in one slice (a header value: one string per field, not two). */
 export function sliceTrimmingOws(text: string, start: number, end: number): string {
   while (start < end && isOws(text.charCodeAt(start))) start++;
@@ -47,6 +46,21 @@ export function sliceTrimmingOws(text: string, start: number, end: number): stri
   return text.slice(start, end);
 }
 
+/**
+ * Whether `text.slice(start, end)` equals `lower` (a lowercase ASCII name)
+ * ignoring ASCII case, without making the substring.
+ */
+export function equalsLowercase(text: string, start: number, end: number, lower: string): boolean {
+  if (end - start !== lower.length) return false;
+  for (let k = 0; k < lower.length; k++) {
+    let c = text.charCodeAt(start + k);
+    if (c >= 0x41 && c <= 0x5a) c += 0x20;
+    if (c !== lower.charCodeAt(k)) return false;
+  }
+  return true;
+}
+
+/** Trims SP/HTAB from both ends without allocating when there is nothing to trim. */
 export function trimOws(s: string): string {
   let start = 0;
   let end = s.length;

@@ -781,8 +781,8 @@ export class Exchange implements UpstreamUser, VariableContext {
     this.phase = Phase.Tunnel;
     let out = 'HTTP/1.1 101 Switching Protocols\r\n';
     const hide = this.proxy!.hideResponseHeaders;
-    for (let i = 0; i < head.names.length; i++) {
-      if (!hide.has(head.lower[i]!)) out += head.names[i] + ': ' + head.values[i] + '\r\n';
+    for (let i = 0; i < head.count; i++) {
+      if (!hide.hasIgnoringCase(head.text, head.starts[i]!, head.colons[i]!)) out += head.name(i) + ': ' + head.value(i) + '\r\n';
     }
     out += 'Connection: upgrade\r\nUpgrade: ' + (head.header('upgrade') ?? this.request.upgrade ?? '') + '\r\n\r\n';
     flushTurnWrites();
@@ -916,15 +916,13 @@ function relayedHeaderLines(head: ResponseHead, proxy: ProxyRuntime): string {
   const hide = proxy.hideResponseHeaders;
   const rewrite = proxy.redirectRewrite;
   const tokens = head.connectionTokens;
-  const lower = head.lower;
-  const starts = head.starts;
-  const text = head.text;
+  const { starts, colons, text } = head;
   let out = '';
   let run = -1;
-  for (let i = 0; i < lower.length; i++) {
-    const l = lower[i]!;
-    const rewritten = rewrite !== undefined && (l === 'location' || l === 'refresh') && head.values[i]!.includes(rewrite.from);
-    if (!hide.has(l) && (tokens === null || !tokens.includes(l)) && !rewritten) {
+  for (let i = 0; i < head.count; i++) {
+    const rewritten = rewrite !== undefined && (head.nameIs(i, 'location') || head.nameIs(i, 'refresh')) && head.value(i).includes(rewrite.from);
+    const dropped = hide.hasIgnoringCase(text, starts[i]!, colons[i]!) || (tokens !== null && tokens.includes(head.name(i).toLowerCase()));
+    if (!dropped && !rewritten) {
       if (run < 0) run = starts[i]!;
       continue;
     }
@@ -932,7 +930,7 @@ function relayedHeaderLines(head: ResponseHead, proxy: ProxyRuntime): string {
       out += text.slice(run, starts[i]);
       run = -1;
     }
-    if (rewritten) out += head.names[i] + ': ' + head.values[i]!.replace(rewrite.from, rewrite.to) + '\r\n';
+    if (rewritten) out += head.name(i) + ': ' + head.value(i).replace(rewrite.from, rewrite.to) + '\r\n';
   }
   if (run >= 0) out += text.slice(run) + '\r\n';
   return out;

@@ -8,8 +8,8 @@ import { describe, test } from 'node:test';
 import { ResponseHead, parseKeepAliveTimeout, parseResponseHead } from '../../src/http/response-head.js';
 
 function parse(head: string, maxHeaders?: number): { ok: boolean; h: ResponseHead } {
-  const h = new ResponseHead();
-  const ok = parseResponseHead(head, h, maxHeaders);
+  const h = new ResponseHead(maxHeaders);
+  const ok = parseResponseHead(head, h);
   return { ok, h };
 }
 
@@ -186,5 +186,18 @@ describe('field syntax', () => {
     assert.equal(parseResponseHead(res('HTTP/1.1 200 OK', 'Content-Length: 1'), h), true);
     assert.deepEqual([h.versionMinor, h.status, h.reason, h.chunked, h.contentLength, h.connectionClose, h.connectionTokens, h.keepAliveTimeoutMs], [1, 200, 'OK', false, 1, false, null, -1]);
     assert.deepEqual(h.names, ['Content-Length']);
+  });
+});
+
+describe('header lines kept as positions', () => {
+  test('name(), value(), nameIs() and header() read the head text', () => {
+    const h = expectValid(ok200('Content-LENGTH:  5 ', 'X-A:b', 'x-a: second'));
+    assert.equal(h.count, 3);
+    assert.deepEqual([h.name(0), h.value(0), h.name(1), h.value(1)], ['Content-LENGTH', '5', 'X-A', 'b']);
+    assert.equal(h.nameIs(0, 'content-length'), true);
+    assert.equal(h.nameIs(1, 'x-b'), false);
+    assert.equal(h.header('x-a'), 'b', 'the first of repeated fields');
+    assert.equal(h.contentLength, 5);
+    assert.equal(h.text.slice(h.starts[2]!, h.ends[2]!), 'x-a: second');
   });
 });

@@ -14,3 +14,17 @@ test('NameSet answers like a Set for names of every length, including fresh stri
   }
   assert.equal(new NameSet([]).has('x'), false);
 });
+
+test('NameSet.hasIgnoringCase finds a name inside a head in any case, and only the whole name', () => {
+  const set = new NameSet(['server', 'date', 'x-pad', 'connection']);
+  const head = 'HTTP/1.1 200 OK\r\nSERVER: a\r\nDate: b\r\nX-Pad: c\r\nX-Padding: d\r\nConnections: e\r\nContent-Type: f';
+  const verdicts = head
+    .split('\r\n')
+    .slice(1)
+    .map((line) => {
+      const start = head.indexOf(line);
+      return set.hasIgnoringCase(head, start, start + line.indexOf(':'));
+    });
+  assert.deepEqual(verdicts, [true, true, true, false, false, false]);
+  assert.equal(set.hasIgnoringCase('x'.repeat(400), 0, 400), false, 'longer than any member');
+});
