@@ -328,7 +328,7 @@ function headerSection(input: ReportInput): string {
   const lines = [
     `Run on ${info.date} with \`${input.commandLine}\``,
     '',
-    `- Machine: ${info.nproc} CPUs (\`nproc\`), ${info.cpuModel}, Linux ${info.kernel}`,
+    `- Machine: ${info.nproc} CPUs (\`nproc\`), ${info.cpuModel}, Linux ${info.kernel}, cpuidle ${info.idle}`,
     `- Versions: Node ${info.node}, nginx ${info.nginx}, HAProxy ${info.haproxy}, wrk ${info.wrk}, fulcrum ${info.fulcrum}`,
     `- Placement: proxy under test on core ${PROXY_CPUS} (\`taskset -c ${PROXY_CPUS}\`); wrk, the three nginx backends and the harness's clients on core ${LOAD_CPUS}. \`workers2\` runs the proxies unpinned.`,
     `- Method: ${options.runs} run(s) per proxy per scenario, alternating ${options.proxies.join(' → ')}; each run starts the proxy fresh, ${options.warmupSec} s unmeasured warm-up, ${options.durationSec} s measured; tables show medians.`,

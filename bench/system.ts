@@ -65,6 +65,8 @@ export interface MachineInfo {
   nproc: number;
   cpuModel: string;
   kernel: string;
+  /** How an idle CPU waits for work: cpuidle driver, and the guest halt-polling window when that driver is haltpoll. */
+  idle: string;
   node: string;
   nginx: string;
   haproxy: string;
@@ -83,12 +85,33 @@ export function machineInfo(): MachineInfo {
     nproc: cpuCount(),
     cpuModel: firstMatch(cpuinfo, /^model name\s*:\s*(.+)$/m),
     kernel: release(),
+    idle: idleInfo(),
     node: process.version,
     nginx: firstMatch(capture('nginx', ['-v']), /nginx\/(\S+)/),
     haproxy: firstMatch(capture('haproxy', ['-v']), /version (\S+)/),
     wrk: firstMatch(capture('wrk', ['-v']), /^wrk (\S+)/m),
     fulcrum: `${pkg.version ?? '?'} (${commit})`,
   };
+}
+
+/**
+ * On a virtual machine an idle vCPU halts, and waking it again (a request
+ * arriving for wrk or a backend) is a trip through the hypervisor. The guest
+ * haltpoll driver polls for a while before halting; with its window at 0 every
+ * wakeup of the load core pays that trip, which shows in p99 of a proxy that
+ * leaves the load core partly idle (docs/benchmarks.md, "p99").
+ */
+function idleInfo(): string {
+  const read = (path: string): string => {
+    try {
+      return readFileSync(path, 'utf8').trim();
+    } catch {
+      return '';
+    }
+  };
+  const driver = read('/sys/devices/system/cpu/cpuidle/current_driver') || 'unknown';
+  const pollNs = read('/sys/module/haltpoll/parameters/guest_halt_poll_ns');
+  return driver === 'haltpoll' && pollNs !== '' ? `haltpoll, guest_halt_poll_ns=${pollNs}` : driver;
 }
 
 /**

@@ -22,8 +22,8 @@ import { flushTurnWrites, writeAtEndOfTurn } from '../net/turn-writes.js';
 import { RequestHead, incompleteHeadIsInvalid, parseRequestHead } from '../http/request-head.js';
 import { BodyWrite, HeaderList, type Downstream } from '../proxy/downstream.js';
 import { Exchange, type ExchangeHost } from '../proxy/exchange.js';
-import { hostWithoutPort } from '../router/server-names.js';
-import type { EffectiveSettings, ListenerSpec } from '../runtime/table.js';
+import { hostWithoutPort, type ServerNameMatcher } from '../router/server-names.js';
+import type { EffectiveSettings, ListenerSpec, VirtualServer } from '../runtime/table.js';
 import type { ConnectionTracker, TrackedConnection } from './connection-tracker.js';
 
 const enum State {
@@ -107,6 +107,11 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
   private readBufferChooserSet = false;
   /** Inside onSharedRead: Node asks for the next read buffer only after it returns. */
   private inReadCallback = false;
+
+  // ---- the virtual server of the previous request: a keep-alive client sends the same Host every time
+  private lastHost: string | undefined = undefined;
+  private lastServers: ServerNameMatcher<VirtualServer> | null = null;
+  private lastServer: VirtualServer | null = null;
 
   constructor(
     readonly socket: Socket,
@@ -216,6 +221,17 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
   }
 
   /** Parses one request head from the buffer; false when more bytes are needed (or the connection failed). */
+  /** The virtual server for a Host value; the previous request's answer when Host and the configuration are the same. */
+  private findServer(host: string | undefined): VirtualServer {
+    const servers = this.listener.spec.servers;
+    if (host === this.lastHost && servers === this.lastServers) return this.lastServer!;
+    const server = servers.find(host === undefined ? '' : hostWithoutPort(host));
+    this.lastHost = host;
+    this.lastServers = servers;
+    this.lastServer = server;
+    return server;
+  }
+
   private parseHead(): boolean {
     let buf = this.buffer!;
     // RFC 9112 2.2: empty lines before a request line are ignored.
@@ -277,7 +293,7 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     } else {
       this.state = State.Responding;
     }
-    const server = this.listener.spec.servers.find(head.host === undefined ? '' : hostWithoutPort(head.host));
+    const server = this.findServer(head.host);
     this.settings = server.settings;
     const routed = ex.route(server);
     // Body bytes that came with the head are validated (chunk framing,
