@@ -13,7 +13,7 @@
  * this parser never accepts a request llhttp rejects.
  */
 import { NameSet } from './name-set.js';
-import { WELL_FORMED_REQUEST_HEAD, BARE_CR_OR_LF, FIELD_VALUE, FORBIDDEN_HEAD_CHAR, TOKEN, hasTrailingHtab, parseContentLength, sliceTrimmingOws, trimOws } from './syntax.js';
+import { WELL_FORMED_REQUEST_HEAD, BARE_CR_OR_LF, FIELD_VALUE, FORBIDDEN_HEAD_CHAR, TOKEN, equalsLowercase, hasTrailingHtab, parseContentLength, sliceTrimmingOws, trimOws } from './syntax.js';
 
 /** Methods llhttp knows; a method outside this list is answered 501 (RFC 9110 9.1). */
 const KNOWN_METHODS = new NameSet([
@@ -57,10 +57,17 @@ export class RequestHead {
   path = '';
   /** Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1. */
   versionMinor = 1;
-  /** Header names as received, their lowercase forms and values (OWS trimmed), in order. */
-  names: string[] = [];
-  lower: string[] = [];
-  values: string[] = [];
+  /**
+   * The head text parsed, and where each header line starts, where its colon
+   * is and where it ends (before CRLF) in it. Fields are kept as positions, not
+   * strings: the upstream request copies runs of lines as they are, and only
+   * the fields fulcrum acts on are sliced (docs/benchmarks.md).
+   */
+  text = '';
+  count = 0;
+  readonly starts: number[] = [];
+  readonly colons: number[] = [];
+  readonly ends: number[] = [];
   /** Host to route by: from an absolute-form target if present (RFC 9112 3.2.2), else the Host field. Lowercased. */
   host: string | undefined = undefined;
   /** -1 when there is no Content-Length. */
@@ -82,10 +89,8 @@ export class RequestHead {
     this.target = '';
     this.path = '';
     this.versionMinor = 1;
-    // Fresh arrays are cheaper in V8 than truncating old ones (`length = 0`).
-    this.names = [];
-    this.lower = [];
-    this.values = [];
+    this.text = '';
+    this.count = 0;
     this.host = undefined;
     this.contentLength = -1;
     this.chunked = false;
@@ -103,19 +108,77 @@ export class RequestHead {
     return this.chunked || this.contentLength > 0;
   }
 
+  /** Records a header line of `text` (the parser's and setFields' only way to add one). */
+  addLine(start: number, colon: number, end: number): void {
+    const i = this.count++;
+    this.starts[i] = start;
+    this.colons[i] = colon;
+    this.ends[i] = end;
+  }
+
+  /**
+   * Sets the fields from (name, value) pairs, for requests that arrive without
+   * an HTTP/1 head to point into (HTTP/2): they are written out as header lines.
+   */
+  setFields(fields: ReadonlyArray<readonly [string, string]>): void {
+    let text = '';
+    this.count = 0;
+    for (const [name, value] of fields) {
+      const start = text.length + 2;
+      text += '\r\n' + name + ': ' + value;
+      this.addLine(start, start + name.length, text.length);
+    }
+    this.text = text;
+  }
+
+  /** Header line `i`'s name as received. */
+  name(i: number): string {
+    return this.text.slice(this.starts[i]!, this.colons[i]!);
+  }
+
+  /** Header line `i`'s value without surrounding whitespace. */
+  value(i: number): string {
+    return sliceTrimmingOws(this.text, this.colons[i]! + 1, this.ends[i]!);
+  }
+
+  /** Whether header line `i`'s name is `lowerName`, compared without case. */
+  nameIs(i: number, lowerName: string): boolean {
+    return equalsLowercase(this.text, this.starts[i]!, this.colons[i]!, lowerName);
+  }
+
   /** First value of a header by lowercase name. */
   header(lowerName: string): string | undefined {
-    const i = this.lower.indexOf(lowerName);
-    return i < 0 ? undefined : this.values[i];
+    for (let i = 0; i < this.count; i++) if (this.nameIs(i, lowerName)) return this.value(i);
+    return undefined;
   }
 
   /** All values of a header joined by ', ' (how nginx >= 1.23 joins repeated fields), or undefined. */
   headerJoined(lowerName: string): string | undefined {
     let out: string | undefined;
-    const lower = this.lower;
-    for (let i = 0; i < lower.length; i++) {
-      if (lower[i] === lowerName) out = out === undefined ? this.values[i] : out + ', ' + this.values[i];
+    for (let i = 0; i < this.count; i++) {
+      if (this.nameIs(i, lowerName)) out = out === undefined ? this.value(i) : out + ', ' + this.value(i);
     }
+    return out;
+  }
+
+  /** Header names as received, in order (made on demand). */
+  get names(): string[] {
+    const out: string[] = [];
+    for (let i = 0; i < this.count; i++) out.push(this.name(i));
+    return out;
+  }
+
+  /** Their lowercase forms. */
+  get lower(): string[] {
+    const out: string[] = [];
+    for (let i = 0; i < this.count; i++) out.push(this.name(i).toLowerCase());
+    return out;
+  }
+
+  /** Their values, OWS trimmed. */
+  get values(): string[] {
+    const out: string[] = [];
+    for (let i = 0; i < this.count; i++) out.push(this.value(i));
     return out;
   }
 
@@ -153,56 +216,60 @@ export function parseRequestHead(head: string, out: RequestHead, limits: HeadLim
   let hostField: string | undefined;
   let teCount = 0;
   let clCount = 0;
+  out.text = head;
   let pos = lineEnd + 2;
   while (pos < head.length) {
     let end = head.indexOf('\r\n', pos);
     if (end < 0) end = head.length;
     const colon = head.indexOf(':', pos);
-    const name = head.slice(pos, colon);
-    const value = sliceTrimmingOws(head, colon + 1, end);
     if (!checked) {
       if (end - pos > limits.maxLineBytes) return fail(out, 431, 'header line too long');
       if (colon < 0 || colon >= end) return fail(out, 400, 'header line without a colon');
       // An empty name, whitespace before the colon and obs-fold (a line
       // starting with whitespace) all fail the token test.
-      if (!TOKEN.test(name)) return fail(out, 400, 'invalid header name');
-      if (!FIELD_VALUE.test(value)) return fail(out, 400, 'invalid header value');
+      if (!TOKEN.test(head.slice(pos, colon))) return fail(out, 400, 'invalid header name');
+      if (!FIELD_VALUE.test(head.slice(colon + 1, end))) return fail(out, 400, 'invalid header value');
     }
-    const lower = name.toLowerCase();
-    if (out.names.length >= limits.maxHeaders) return fail(out, 431, 'too many header fields');
-    out.names.push(name);
-    out.lower.push(lower);
-    out.values.push(value);
+    if (out.count >= limits.maxHeaders) return fail(out, 431, 'too many header fields');
+    const i = out.count;
+    out.addLine(pos, colon, end);
     pos = end + 2;
 
-    switch (lower) {
-      case 'host':
+    // Only the fields that route, frame or govern the request are read here.
+    switch (colon - out.starts[i]!) {
+      case 4:
+        if (!out.nameIs(i, 'host')) break;
         hostCount++;
-        hostField = value;
+        hostField = out.value(i);
         break;
-      case 'content-length':
+      case 14:
+        if (!out.nameIs(i, 'content-length')) break;
         clCount++;
-        out.contentLength = parseContentLength(value);
+        out.contentLength = parseContentLength(out.value(i));
         if (out.contentLength < 0 || hasTrailingHtab(head.slice(colon + 1, end))) return fail(out, 400, 'invalid Content-Length');
         break;
-      case 'transfer-encoding':
+      case 17: {
+        if (!out.nameIs(i, 'transfer-encoding')) break;
         teCount++;
         // Only a lone `chunked` is accepted: `gzip, chunked`, `,chunked`,
         // `chunked, chunked`, `identity` are all ambiguous between parsers,
         // and llhttp refuses `chunked<HTAB>`.
+        const value = out.value(i);
         if (value.length !== 7 || value.toLowerCase() !== 'chunked' || hasTrailingHtab(head.slice(colon + 1, end))) {
           return fail(out, 400, 'unsupported Transfer-Encoding');
         }
         out.chunked = true;
         break;
-      case 'connection':
-        parseConnection(head.slice(colon + 1, end), out);
+      }
+      case 10:
+        if (out.nameIs(i, 'connection')) parseConnection(head.slice(colon + 1, end), out);
         break;
-      case 'upgrade':
-        out.upgrade = value;
+      case 7:
+        if (out.nameIs(i, 'upgrade')) out.upgrade = out.value(i);
         break;
-      case 'expect':
-        if (value.toLowerCase() === '100-continue') out.expectContinue = true;
+      case 6:
+        if (!out.nameIs(i, 'expect')) break;
+        if (out.value(i).toLowerCase() === '100-continue') out.expectContinue = true;
         else return fail(out, 417, 'unsupported Expect');
         break;
     }

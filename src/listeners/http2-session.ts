@@ -147,21 +147,16 @@ export function requestHeadFromH2(headers: http2.IncomingHttpHeaders): RequestHe
   head.versionMinor = 1;
   const authority = headers[PSEUDO_AUTHORITY] ?? headers.host;
   head.host = authority === undefined ? undefined : String(authority).toLowerCase();
+  const fields: Array<[string, string]> = [];
+  // :authority is the host (RFC 9113 8.3.1), passed on as the Host field.
+  if (head.host !== undefined) fields.push(['host', head.host]);
   for (const [name, value] of Object.entries(headers)) {
     if (name.startsWith(':') || value === undefined) continue;
-    if (name === 'host') continue; // :authority is the host (RFC 9113 8.3.1)
-    for (const v of Array.isArray(value) ? value : [value]) {
-      head.names.push(name);
-      head.lower.push(name);
-      head.values.push(v);
-    }
+    if (name === 'host') continue;
+    for (const v of Array.isArray(value) ? value : [value]) fields.push([name, v]);
     if (name === 'content-length') head.contentLength = /^[0-9]{1,15}$/.test(String(value)) ? Number(value) : -2;
   }
-  if (head.host !== undefined) {
-    head.names.unshift('host');
-    head.lower.unshift('host');
-    head.values.unshift(head.host);
-  }
+  head.setFields(fields);
   // The same target rules as HTTP/1.1: visible ASCII, no backslash, no fragment.
   const badPath = !path.startsWith('/') || /[^\x21-\x5b\x5d-\x7e]|#/.test(path);
   if (head.method === '' || badPath || head.method === 'CONNECT' || head.contentLength === -2) head.error = 'malformed HTTP/2 request';

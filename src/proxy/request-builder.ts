@@ -49,22 +49,40 @@ export function buildUpstreamHead(
     if (value === '' || op.lower === 'connection' || op.lower === 'upgrade') continue;
     out += op.name + ': ' + value + '\r\n';
   }
+  // The client's header lines are copied in runs, as received, leaving out
+  // hop-by-hop fields, those named in Connection, those proxy_set_header
+  // replaces, X-Request-ID (set below) and, as nginx, names with underscores.
   const skip = proxy.skipRequestHeaders;
   const connectionTokens = head.connectionTokens;
-  const names = head.names;
-  const lower = head.lower;
-  const values = head.values;
-  for (let i = 0; i < names.length; i++) {
-    const l = lower[i]!;
-    if (skip.has(l) || l === 'x-request-id') continue;
-    if (connectionTokens !== null && connectionTokens.includes(l)) continue;
-    if (dropUnderscores && l.includes('_')) continue;
-    out += names[i] + ': ' + values[i] + '\r\n';
+  const { text, starts, colons, ends } = head;
+  let run = -1;
+  for (let i = 0; i < head.count; i++) {
+    const start = starts[i]!;
+    const colon = colons[i]!;
+    const dropped =
+      skip.hasIgnoringCase(text, start, colon) ||
+      head.nameIs(i, 'x-request-id') ||
+      (connectionTokens !== null && connectionTokens.includes(head.name(i).toLowerCase())) ||
+      (dropUnderscores && hasUnderscore(text, start, colon));
+    if (!dropped) {
+      if (run < 0) run = start;
+      continue;
+    }
+    if (run >= 0) {
+      out += text.slice(run, ends[i - 1]) + '\r\n';
+      run = -1;
+    }
   }
+  if (run >= 0) out += text.slice(run, ends[head.count - 1]) + '\r\n';
   out += 'X-Request-ID: ' + requestId + '\r\n';
   if (shape.bodyLength >= 0) out += 'Content-Length: ' + shape.bodyLength + '\r\n';
   else if (shape.bodyLength === -2) out += 'Transfer-Encoding: chunked\r\n';
   if (shape.upgrade !== undefined) out += 'Connection: upgrade\r\nUpgrade: ' + shape.upgrade + '\r\n';
   else if (proxy.httpVersion === '1.0') out += 'Connection: close\r\n';
   return out + '\r\n';
+}
+
+function hasUnderscore(text: string, start: number, end: number): boolean {
+  for (let k = start; k < end; k++) if (text.charCodeAt(k) === 0x5f /* _ */) return true;
+  return false;
 }
