@@ -3,6 +3,7 @@
 export const SCENARIO_NAMES = [
   'c50',
   'c200',
+  'browser',
   'c1',
   'newconn',
   '1mb',

@@ -60,6 +60,21 @@ export type Scenario = ThroughputScenario | UploadScenario | IdleScenario;
 
 const single = { workers: 1, pinned: true } as const;
 
+/** What a desktop browser sends with a page request (Host aside): the common shape of real request heads. */
+const BROWSER_HEADERS = [
+  'User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36',
+  'Accept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8',
+  'Accept-Language: en-US,en;q=0.9',
+  'Accept-Encoding: gzip, deflate, br',
+  'Cookie: session=8f3a2b1c9d0e4f5a6b7c8d9e0f1a2b3c; theme=dark; _ga=GA1.2.123456789.1234567890',
+  'Referer: https://example.com/app/dashboard',
+  'Sec-Fetch-Dest: document',
+  'Sec-Fetch-Mode: navigate',
+  'Sec-Fetch-Site: same-origin',
+  'Upgrade-Insecure-Requests: 1',
+  'Cache-Control: max-age=0',
+];
+
 export const SCENARIOS: Record<ScenarioName, Scenario> = {
   c50: {
     ...single,
@@ -80,6 +95,17 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
     path: '/',
     threads: 1,
     connections: 200,
+  },
+  browser: {
+    ...single,
+    name: 'browser',
+    kind: 'throughput',
+    title: 'Small responses, browser-like requests',
+    what: 'GET / over 50 keep-alive connections (wrk -t1 -c50) with the 11 request header fields a browser sends (~600-byte heads: User-Agent, Accept*, Cookie, Referer, Sec-Fetch-*...), which every proxy must parse and pass on.',
+    path: '/',
+    threads: 1,
+    connections: 50,
+    headers: BROWSER_HEADERS,
   },
   c1: {
     ...single,
