@@ -12,8 +12,9 @@
  * smuggling). test/unit/http-differential.test.ts checks against llhttp that
  * this parser never accepts a request llhttp rejects.
  */
+import { HeaderLines } from './header-lines.js';
 import { NameSet } from './name-set.js';
-import { WELL_FORMED_REQUEST_HEAD, BARE_CR_OR_LF, FIELD_VALUE, FORBIDDEN_HEAD_CHAR, TOKEN, equalsLowercase, hasTrailingHtab, parseContentLength, sliceTrimmingOws, trimOws } from './syntax.js';
+import { WELL_FORMED_REQUEST_HEAD, BARE_CR_OR_LF, FIELD_VALUE, FORBIDDEN_HEAD_CHAR, TOKEN, hasTrailingHtab, parseContentLength, trimOws } from './syntax.js';
 
 /** Methods llhttp knows; a method outside this list is answered 501 (RFC 9110 9.1). */
 const KNOWN_METHODS = new NameSet([
@@ -49,7 +50,7 @@ export const DEFAULT_HEAD_LIMITS: HeadLimits = { maxLineBytes: 8192, maxHeadByte
  * One parsed request head. Reused across the requests of a keep-alive
  * connection: call reset() before parsing into it again.
  */
-export class RequestHead {
+export class RequestHead extends HeaderLines {
   method = '';
   /** The request-target exactly as received (nginx's $request_uri for origin-form). */
   target = '';
@@ -57,17 +58,6 @@ export class RequestHead {
   path = '';
   /** Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1. */
   versionMinor = 1;
-  /**
-   * The head text parsed, and where each header line starts, where its colon
-   * is and where it ends (before CRLF) in it. Fields are kept as positions, not
-   * strings: the upstream request copies runs of lines as they are, and only
-   * the fields fulcrum acts on are sliced (docs/benchmarks.md).
-   */
-  text = '';
-  count = 0;
-  readonly starts: number[] = [];
-  readonly colons: number[] = [];
-  readonly ends: number[] = [];
   /** Host to route by: from an absolute-form target if present (RFC 9112 3.2.2), else the Host field. Lowercased. */
   host: string | undefined = undefined;
   /** -1 when there is no Content-Length. */
@@ -89,8 +79,7 @@ export class RequestHead {
     this.target = '';
     this.path = '';
     this.versionMinor = 1;
-    this.text = '';
-    this.count = 0;
+    this.clearLines();
     this.host = undefined;
     this.contentLength = -1;
     this.chunked = false;
@@ -106,80 +95,6 @@ export class RequestHead {
   /** Whether the request has a body to read (RFC 9112 6.3). */
   get hasBody(): boolean {
     return this.chunked || this.contentLength > 0;
-  }
-
-  /** Records a header line of `text` (the parser's and setFields' only way to add one). */
-  addLine(start: number, colon: number, end: number): void {
-    const i = this.count++;
-    this.starts[i] = start;
-    this.colons[i] = colon;
-    this.ends[i] = end;
-  }
-
-  /**
-   * Sets the fields from (name, value) pairs, for requests that arrive without
-   * an HTTP/1 head to point into (HTTP/2): they are written out as header lines.
-   */
-  setFields(fields: ReadonlyArray<readonly [string, string]>): void {
-    let text = '';
-    this.count = 0;
-    for (const [name, value] of fields) {
-      const start = text.length + 2;
-      text += '\r\n' + name + ': ' + value;
-      this.addLine(start, start + name.length, text.length);
-    }
-    this.text = text;
-  }
-
-  /** Header line `i`'s name as received. */
-  name(i: number): string {
-    return this.text.slice(this.starts[i]!, this.colons[i]!);
-  }
-
-  /** Header line `i`'s value without surrounding whitespace. */
-  value(i: number): string {
-    return sliceTrimmingOws(this.text, this.colons[i]! + 1, this.ends[i]!);
-  }
-
-  /** Whether header line `i`'s name is `lowerName`, compared without case. */
-  nameIs(i: number, lowerName: string): boolean {
-    return equalsLowercase(this.text, this.starts[i]!, this.colons[i]!, lowerName);
-  }
-
-  /** First value of a header by lowercase name. */
-  header(lowerName: string): string | undefined {
-    for (let i = 0; i < this.count; i++) if (this.nameIs(i, lowerName)) return this.value(i);
-    return undefined;
-  }
-
-  /** All values of a header joined by ', ' (how nginx >= 1.23 joins repeated fields), or undefined. */
-  headerJoined(lowerName: string): string | undefined {
-    let out: string | undefined;
-    for (let i = 0; i < this.count; i++) {
-      if (this.nameIs(i, lowerName)) out = out === undefined ? this.value(i) : out + ', ' + this.value(i);
-    }
-    return out;
-  }
-
-  /** Header names as received, in order (made on demand). */
-  get names(): string[] {
-    const out: string[] = [];
-    for (let i = 0; i < this.count; i++) out.push(this.name(i));
-    return out;
-  }
-
-  /** Their lowercase forms. */
-  get lower(): string[] {
-    const out: string[] = [];
-    for (let i = 0; i < this.count; i++) out.push(this.name(i).toLowerCase());
-    return out;
-  }
-
-  /** Their values, OWS trimmed. */
-  get values(): string[] {
-    const out: string[] = [];
-    for (let i = 0; i < this.count; i++) out.push(this.value(i));
-    return out;
   }
 
   /** Whether the client asked to keep the connection open after this exchange. */

@@ -4,28 +4,15 @@
  * never reuses that upstream connection (RFC 9112 6.3), as nginx and HAProxy
  * do for `Transfer-Encoding: chunked, chunked`, CL+TE, duplicate CL.
  */
-import { WELL_FORMED_RESPONSE_HEAD, BARE_CR_OR_LF, FIELD_VALUE, FORBIDDEN_HEAD_CHAR, TOKEN, equalsLowercase, parseContentLength, sliceTrimmingOws, splitList } from './syntax.js';
+import { HeaderLines } from './header-lines.js';
+import { WELL_FORMED_RESPONSE_HEAD, BARE_CR_OR_LF, FIELD_VALUE, FORBIDDEN_HEAD_CHAR, TOKEN, parseContentLength, splitList } from './syntax.js';
 
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9][0-9][0-9])(?: ([\t\x20-\x7e\x80-\xff]*))?$/;
 
-export class ResponseHead {
+export class ResponseHead extends HeaderLines {
   versionMinor = 1;
   status = 0;
   reason = '';
-  /** How many header lines the head has. */
-  count = 0;
-  /**
-   * Where each header line starts, where its colon is and where it ends (before
-   * CRLF) in `text`. Header lines are kept as positions, not strings: a relay
-   * copies runs of lines as they are, and only the few fields fulcrum acts on
-   * (framing, Connection) are ever sliced, so a response costs no string per
-   * field (docs/benchmarks.md).
-   */
-  readonly starts: Int32Array;
-  readonly colons: Int32Array;
-  readonly ends: Int32Array;
-  /** The head text parsed (without the final CRLFCRLF). */
-  text = '';
   contentLength = -1;
   chunked = false;
   connectionClose = false;
@@ -37,17 +24,14 @@ export class ResponseHead {
   error = '';
 
   constructor(readonly maxHeaders = DEFAULT_MAX_HEADERS) {
-    this.starts = new Int32Array(maxHeaders);
-    this.colons = new Int32Array(maxHeaders);
-    this.ends = new Int32Array(maxHeaders);
+    super();
   }
 
   reset(): void {
     this.versionMinor = 1;
     this.status = 0;
     this.reason = '';
-    this.count = 0;
-    this.text = '';
+    this.clearLines();
     this.contentLength = -1;
     this.chunked = false;
     this.connectionClose = false;
@@ -56,46 +40,6 @@ export class ResponseHead {
     this.connectionTokens = null;
     this.keepAliveTimeoutMs = -1;
     this.error = '';
-  }
-
-  /** Header line `i`'s name as sent. */
-  name(i: number): string {
-    return this.text.slice(this.starts[i]!, this.colons[i]!);
-  }
-
-  /** Header line `i`'s value without surrounding whitespace. */
-  value(i: number): string {
-    return sliceTrimmingOws(this.text, this.colons[i]! + 1, this.ends[i]!);
-  }
-
-  /** Whether header line `i`'s name is `lowerName`, compared without case. */
-  nameIs(i: number, lowerName: string): boolean {
-    return equalsLowercase(this.text, this.starts[i]!, this.colons[i]!, lowerName);
-  }
-
-  /** The value of the first field named `lowerName` (lowercase), if any. */
-  header(lowerName: string): string | undefined {
-    for (let i = 0; i < this.count; i++) if (this.nameIs(i, lowerName)) return this.value(i);
-    return undefined;
-  }
-
-  /** Every field name as sent (made on demand: the relay does not need them). */
-  get names(): string[] {
-    const out: string[] = [];
-    for (let i = 0; i < this.count; i++) out.push(this.name(i));
-    return out;
-  }
-
-  get lower(): string[] {
-    const out: string[] = [];
-    for (let i = 0; i < this.count; i++) out.push(this.name(i).toLowerCase());
-    return out;
-  }
-
-  get values(): string[] {
-    const out: string[] = [];
-    for (let i = 0; i < this.count; i++) out.push(this.value(i));
-    return out;
   }
 
   /** Whether the upstream lets this connection be reused after the response. */
@@ -136,7 +80,6 @@ export function parseResponseHead(head: string, out: ResponseHead): boolean {
   let teCount = 0;
   let clCount = 0;
   let pos = lineEnd + 2;
-  const { starts, colons, ends } = out;
   while (pos < head.length) {
     let end = head.indexOf('\r\n', pos);
     if (end < 0) end = head.length;
@@ -148,13 +91,10 @@ export function parseResponseHead(head: string, out: ResponseHead): boolean {
     }
     const i = out.count;
     if (i >= out.maxHeaders) return fail(out, 'too many header fields');
-    starts[i] = pos;
-    colons[i] = colon;
-    ends[i] = end;
-    out.count = i + 1;
+    out.addLine(pos, colon, end);
     pos = end + 2;
     // Only the fields that frame the response or govern the connection are read here.
-    switch (colon - starts[i]!) {
+    switch (colon - out.starts[i]!) {
       case 14:
         if (!out.nameIs(i, 'content-length')) break;
         clCount++;
