@@ -18,7 +18,7 @@ import { ChunkedDecoder, LAST_CHUNK } from '../http/chunked.js';
 import { ReadBufferChoice } from '../net/read-buffers.js';
 import { chooseReadBuffers, isSharedReadBuffer, readIntoSharedBuffer, sharedClientReadBuffer } from '../net/shared-read-buffer.js';
 import { turnNow } from '../net/turn-clock.js';
-import { flushTurnWrites, writeAtEndOfTurn } from '../net/turn-writes.js';
+import { actAtEndOfTurn, flushTurnWrites, writeAtEndOfTurn } from '../net/turn-writes.js';
 import { RequestHead, incompleteHeadIsInvalid, parseRequestHead } from '../http/request-head.js';
 import { BodyWrite, HeaderList, type Downstream } from '../proxy/downstream.js';
 import { Exchange, type ExchangeHost } from '../proxy/exchange.js';
@@ -56,6 +56,8 @@ const MAX_PIPELINED = 65536;
 const LINGER_MS = 5000;
 /** A response smaller than this is copied into one buffer with its head: one write, one syscall. */
 const SINGLE_WRITE_LIMIT = 16384;
+/** ...and one smaller than this is sent with its head as one string. */
+const TEXT_WRITE_LIMIT = 1024;
 
 let nextConnectionId = 1;
 
@@ -447,6 +449,10 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     if (body === null || noBody) {
       if (end && this.chunkedResponse) out += LAST_CHUNK;
       writeAtEndOfTurn(socket, out);
+    } else if (body.length <= TEXT_WRITE_LIMIT && !this.chunkedResponse) {
+      // Head and body as one latin1 string: Node copies a string write straight
+      // into the socket (no Buffer object, no flattened copy of the head).
+      writeAtEndOfTurn(socket, out + body.toString('latin1', 0, body.length));
     } else if (body.length <= SINGLE_WRITE_LIMIT && !this.chunkedResponse) {
       const buf = Buffer.allocUnsafe(out.length + body.length);
       buf.write(out, 0, 'latin1');
@@ -616,11 +622,13 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     const requestReadWhole = this.state !== State.Body;
     this.state = State.Closed;
     this.closingSince = performance.now();
-    flushTurnWrites();
-    const socket = this.socket;
     const nothingUnread = !this.paused && (this.peerEnded || (requestReadWhole && this.buffer === null));
-    if (this.scheme === 'http' && nothingUnread && socket.writableLength === 0) socket.destroy();
-    else socket.end();
+    const destroyOnceWritten = this.scheme === 'http' && nothingUnread;
+    // After the response, which may still wait for the end of the turn.
+    actAtEndOfTurn(this.socket, (socket) => {
+      if (destroyOnceWritten && socket.writableLength === 0) socket.destroy();
+      else socket.end();
+    });
     this.exchange = null;
     this.resolveDrainWaiters();
   }

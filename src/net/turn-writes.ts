@@ -17,14 +17,31 @@
  */
 import type { Socket } from 'node:net';
 
+/** What is queued for a socket: bytes to write, or something to do with it once what came before is written. */
+type Queued = string | Buffer | ((socket: Socket) => void);
+
 let sockets: Socket[] = [];
-let chunks: Array<string | Buffer> = [];
+let chunks: Queued[] = [];
 let scheduled = false;
 
 /** Queues `data` (a string is sent as latin1) for `socket`, in order with other queued writes. */
 export function writeAtEndOfTurn(socket: Socket, data: string | Buffer): void {
+  queue(socket, data);
+}
+
+/**
+ * Queues `action` for `socket`, to run after the writes queued before it: a
+ * connection closed after its response ends (or is destroyed) in the same
+ * batch as the response is written, instead of flushing the whole turn's
+ * queue early (one wakeup of each peer per turn, as for the writes).
+ */
+export function actAtEndOfTurn(socket: Socket, action: (socket: Socket) => void): void {
+  queue(socket, action);
+}
+
+function queue(socket: Socket, item: Queued): void {
   sockets.push(socket);
-  chunks.push(data);
+  chunks.push(item);
   if (!scheduled) {
     scheduled = true;
     setImmediate(flushTurnWrites);
@@ -44,6 +61,7 @@ export function flushTurnWrites(): void {
     if (socket.destroyed) continue; // what a destroyed socket had queued is dropped, as Node drops its own queue
     const chunk = data[i]!;
     if (typeof chunk === 'string') socket.write(chunk, 'latin1');
+    else if (typeof chunk === 'function') chunk(socket);
     else socket.write(chunk);
   }
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, connect, type Socket } from 'node:net';
 import { test } from 'node:test';
-import { flushTurnWrites, turnWritesPending, writeAtEndOfTurn } from '../../src/net/turn-writes.js';
+import { actAtEndOfTurn, flushTurnWrites, turnWritesPending, writeAtEndOfTurn } from '../../src/net/turn-writes.js';
 
 /** A connected pair of real sockets on 127.0.0.1 and everything the far side receives. */
 async function socketPair(): Promise<{ near: Socket; received: () => Promise<string>; close: () => void }> {
@@ -58,4 +58,19 @@ test('what a socket destroyed before the end of the turn had queued is dropped, 
   assert.equal(await b.received(), 'kept');
   a.close();
   b.close();
+});
+
+test('an action queued for a socket runs at the end of the turn, after the writes queued before it', async () => {
+  const { near, received, close } = await socketPair();
+  const seen: number[] = [];
+  writeAtEndOfTurn(near, 'response');
+  actAtEndOfTurn(near, (socket) => {
+    seen.push(socket.writableLength);
+    socket.end();
+  });
+  assert.deepEqual(seen, [], 'nothing runs before the turn ends');
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(seen, [0], 'the response was in the kernel when the action ran');
+  assert.equal(await received(), 'response');
+  close();
 });
