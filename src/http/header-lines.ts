@@ -49,6 +49,11 @@ export class HeaderLines {
     this.text = text;
   }
 
+  /** Lines `from` to `to` (exclusive) as received, each ending in CRLF: how a relay passes on a run of kept lines. */
+  linesText(from: number, to: number): string {
+    return this.text.slice(this.starts[from]!, this.ends[to - 1]!) + '\r\n';
+  }
+
   /** Line `i`'s field name as received. */
   name(i: number): string {
     return this.text.slice(this.starts[i]!, this.colons[i]!);

@@ -145,13 +145,14 @@ export function parseRequestHead(head: string, out: RequestHead, limits: HeadLim
       if (!TOKEN.test(head.slice(pos, colon))) return fail(out, 400, 'invalid header name');
       if (!FIELD_VALUE.test(head.slice(colon + 1, end))) return fail(out, 400, 'invalid header value');
     }
-    if (out.count >= limits.maxHeaders) return fail(out, 431, 'too many header fields');
     const i = out.count;
+    if (i >= limits.maxHeaders) return fail(out, 431, 'too many header fields');
     out.addLine(pos, colon, end);
+    const nameLength = colon - pos;
     pos = end + 2;
 
     // Only the fields that route, frame or govern the request are read here.
-    switch (colon - out.starts[i]!) {
+    switch (nameLength) {
       case 4:
         if (!out.nameIs(i, 'host')) break;
         hostCount++;

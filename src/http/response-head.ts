@@ -92,9 +92,10 @@ export function parseResponseHead(head: string, out: ResponseHead): boolean {
     const i = out.count;
     if (i >= out.maxHeaders) return fail(out, 'too many header fields');
     out.addLine(pos, colon, end);
+    const nameLength = colon - pos;
     pos = end + 2;
     // Only the fields that frame the response or govern the connection are read here.
-    switch (colon - out.starts[i]!) {
+    switch (nameLength) {
       case 14:
         if (!out.nameIs(i, 'content-length')) break;
         clCount++;

@@ -222,7 +222,6 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     }
   }
 
-  /** Parses one request head from the buffer; false when more bytes are needed (or the connection failed). */
   /** The virtual server for a Host value; the previous request's answer when Host and the configuration are the same. */
   private findServer(host: string | undefined): VirtualServer {
     const servers = this.listener.spec.servers;
@@ -234,6 +233,7 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     return server;
   }
 
+  /** Parses one request head from the buffer; false when more bytes are needed (or the connection failed). */
   private parseHead(): boolean {
     let buf = this.buffer!;
     // RFC 9112 2.2: empty lines before a request line are ignored.

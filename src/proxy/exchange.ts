@@ -923,16 +923,16 @@ function relayedHeaderLines(head: ResponseHead, proxy: ProxyRuntime): string {
     const rewritten = rewrite !== undefined && (head.nameIs(i, 'location') || head.nameIs(i, 'refresh')) && head.value(i).includes(rewrite.from);
     const dropped = hide.hasIgnoringCase(text, starts[i]!, colons[i]!) || (tokens !== null && tokens.includes(head.name(i).toLowerCase()));
     if (!dropped && !rewritten) {
-      if (run < 0) run = starts[i]!;
+      if (run < 0) run = i;
       continue;
     }
     if (run >= 0) {
-      out += text.slice(run, starts[i]);
+      out += head.linesText(run, i);
       run = -1;
     }
     if (rewritten) out += head.name(i) + ': ' + head.value(i).replace(rewrite.from, rewrite.to) + '\r\n';
   }
-  if (run >= 0) out += text.slice(run) + '\r\n';
+  if (run >= 0) out += head.linesText(run, head.count);
   return out;
 }
 

@@ -54,7 +54,7 @@ export function buildUpstreamHead(
   // replaces, X-Request-ID (set below) and, as nginx, names with underscores.
   const skip = proxy.skipRequestHeaders;
   const connectionTokens = head.connectionTokens;
-  const { text, starts, colons, ends } = head;
+  const { text, starts, colons } = head;
   let run = -1;
   for (let i = 0; i < head.count; i++) {
     const start = starts[i]!;
@@ -65,15 +65,13 @@ export function buildUpstreamHead(
       (connectionTokens !== null && connectionTokens.includes(head.name(i).toLowerCase())) ||
       (dropUnderscores && hasUnderscore(text, start, colon));
     if (!dropped) {
-      if (run < 0) run = start;
-      continue;
-    }
-    if (run >= 0) {
-      out += text.slice(run, ends[i - 1]) + '\r\n';
+      if (run < 0) run = i;
+    } else if (run >= 0) {
+      out += head.linesText(run, i);
       run = -1;
     }
   }
-  if (run >= 0) out += text.slice(run, ends[head.count - 1]) + '\r\n';
+  if (run >= 0) out += head.linesText(run, head.count);
   out += 'X-Request-ID: ' + requestId + '\r\n';
   if (shape.bodyLength >= 0) out += 'Content-Length: ' + shape.bodyLength + '\r\n';
   else if (shape.bodyLength === -2) out += 'Transfer-Encoding: chunked\r\n';
