@@ -102,7 +102,7 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
   private closingSince = 0;
 
   // ---- reads (net/shared-read-buffer.ts, net/read-buffers.ts)
-  /** Reads land in the shared client buffer (plain TCP), not in fresh buffers from 'data' events. */
+  /** Reads land in the shared client buffer, not in fresh buffers from 'data' events. */
   private readonly sharedReads: boolean;
   /** Where the next read lands: the shared buffer, or this connection's own while a request body streams in. */
   private readonly reads = new ReadBufferChoice(sharedClientReadBuffer);
@@ -124,9 +124,15 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     this.scheme = listener.scheme;
     this.headStart = now;
     this.settings = listener.spec.servers.defaultServer.settings;
-    // Plain TCP reads into the shared buffer (net/shared-read-buffer.ts); TLS sockets read through their own layer.
-    this.sharedReads = listener.scheme === 'http' && readIntoSharedBuffer(socket, (bytes, buffer) => this.onSharedRead(bytes, buffer));
+    // Reads land in the shared buffer (net/shared-read-buffer.ts), decrypted ones of TLS sockets too.
+    this.sharedReads = readIntoSharedBuffer(socket, (bytes, buffer) => this.onSharedRead(bytes, buffer));
     if (!this.sharedReads) socket.on('data', (d: Buffer) => this.onData(d));
+    else if (listener.scheme === 'https') {
+      // A TLS socket arrives after its handshake: a request sent in the same
+      // flight as the client's Finished may already wait in its stream buffer.
+      let early: Buffer | null;
+      while ((early = socket.read() as Buffer | null) !== null) this.onData(early);
+    }
     socket.on('end', () => this.onEnd());
     socket.on('error', () => {
       // A TLS socket can stay open after an error (a refused renegotiation): make sure it goes.
@@ -486,6 +492,9 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
 
   /** Body bytes after the head (which may still wait for the end of the turn): one write, chunk-framed when needed. */
   private writeBodyBytes(chunk: Buffer): void {
+    // Never an empty write: on a TLS socket it makes Node decrypt and deliver
+    // pending input at once, into the shared read buffer a read callback may be using.
+    if (chunk.length === 0) return;
     flushTurnWrites();
     if (this.chunkedResponse) {
       this.socket.cork();

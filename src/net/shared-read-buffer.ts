@@ -1,5 +1,5 @@
 /**
- * Reads of accepted plain-TCP client sockets into one shared buffer.
+ * Reads of accepted client sockets into one shared buffer.
  *
  * Node lets a socket read into a caller's buffer (`net.connect({ onread })`,
  * used for upstream connections), but only for sockets it creates itself: an
@@ -13,6 +13,14 @@
  * Anything unexpected (a Node release that changed this) makes
  * `readIntoSharedBuffer` return false, and the caller uses 'data' events as
  * before; test/unit/shared-read-buffer.test.ts says which path is in use.
+ *
+ * A TLS socket's handle (Node's TLSWrap) hands its decrypted bytes to the
+ * same kind of listener, so it is switched the same way once its handshake is
+ * done (~2 µs of 23 per proxied HTTPS request; docs/benchmarks.md). One rule
+ * comes with it: an empty write to a TLS socket makes Node decrypt and deliver
+ * pending input at once (TLSWrap::DoWrite calls ClearOut), which would land in
+ * the shared buffer while a read callback may still be using it, so client
+ * sockets are never written empty.
  *
  * The callback gets bytes that the next read of any client socket
  * overwrites: whatever it keeps past the call, it must copy.
@@ -59,7 +67,8 @@ function findOnreadSymbols(): OnreadSymbols | null {
 export const sharedReadsAvailable = symbols !== null;
 
 /**
- * Makes `socket` (accepted, plain TCP, in the tick it was accepted) read into
+ * Makes `socket` (accepted: plain TCP in the tick it was accepted, TLS once its
+ * handshake is done) read into
  * the shared buffer and call `callback` instead of emitting 'data'. 'end',
  * 'close', pause() and resume() work as before. False: not possible here;
  * nothing was changed.

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, connect, type Socket } from 'node:net';
 import { test } from 'node:test';
+import tls, { type TLSSocket } from 'node:tls';
 import { isSharedReadBuffer, readIntoSharedBuffer, sharedReadsAvailable } from '../../src/net/shared-read-buffer.js';
+import { selfSignedCertificate } from '../../src/tls/self-signed.js';
 
 test('on this Node, accepted sockets can read into the shared buffer (the fast path is in use)', () => {
   assert.equal(sharedReadsAvailable, true, `Node ${process.version} changed how onread is stored: client reads fell back to 'data' events`);
@@ -39,6 +41,46 @@ test('an accepted socket reading into the shared buffer gets every byte, can pau
   await ended;
   assert.equal(reads.join(''), 'firstsecond|last');
   assert.equal(sharedEachTime, true, 'every read landed in the one shared buffer');
+  accepted.destroy();
+  server.close();
+});
+
+test('a TLS socket switched after its handshake gets the request its client sent with the handshake, then every byte, and still sees the end', async () => {
+  const { cert, key } = selfSignedCertificate('localhost');
+  const reads: string[] = [];
+  let sharedEachTime = true;
+  let accepted!: TLSSocket;
+  let enabled = false;
+  const server = tls.createServer({ cert, key, allowHalfOpen: true }, (socket) => {
+    accepted = socket;
+    const onRead = (bytes: number, buffer: Buffer): boolean => {
+      sharedEachTime &&= isSharedReadBuffer(buffer);
+      reads.push(buffer.toString('latin1', 0, bytes));
+      return true;
+    };
+    enabled = readIntoSharedBuffer(socket, onRead);
+    // Anything the TLS layer decrypted before the switch would wait in the stream buffer: drained as Http1Connection does.
+    let early: Buffer | null;
+    while ((early = socket.read() as Buffer | null) !== null) reads.push(early.toString('latin1'));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  const client = tls.connect({ port, host: '127.0.0.1', ca: cert, servername: 'localhost' });
+  client.write('with-handshake'); // queued by Node, sent right after the client's Finished
+  await once(client, 'secureConnect');
+  while (reads.join('') !== 'with-handshake') await new Promise((r) => setTimeout(r, 5));
+  assert.equal(enabled, true);
+  accepted.pause();
+  client.write('|second');
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(reads.join(''), 'with-handshake', 'a paused TLS socket reads nothing');
+  const ended = once(accepted, 'end');
+  accepted.resume();
+  client.end('|' + 'x'.repeat(100_000)); // several TLS records, several reads
+  await ended;
+  assert.equal(reads.join(''), 'with-handshake|second|' + 'x'.repeat(100_000));
+  assert.equal(sharedEachTime, true, 'every read after the switch landed in the one shared buffer');
   accepted.destroy();
   server.close();
 });
