@@ -4,6 +4,7 @@ export const SCENARIO_NAMES = [
   'c50',
   'c200',
   'browser',
+  'https',
   'c1',
   'newconn',
   '1mb',

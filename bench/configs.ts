@@ -7,6 +7,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CONFIG_DIR } from './paths.js';
+import type { TlsFiles } from './tls.js';
 
 export type TemplateValues = Record<string, string | number>;
 
@@ -33,17 +34,31 @@ export interface ProxyConfigParams {
   port: number;
   backendPorts: readonly [number, number, number];
   workers: number;
+  /** Terminate TLS on the listening port with these files. */
+  tls?: TlsFiles;
 }
 
 function backendValues(ports: readonly [number, number, number]): TemplateValues {
   return { BACKEND_PORT_1: ports[0], BACKEND_PORT_2: ports[1], BACKEND_PORT_3: ports[2] };
 }
 
+/** The seed's TLS settings (protocols, session cache) with the session's certificate; nothing for plain HTTP. */
+function nginxTlsValues(tls: TlsFiles | undefined): TemplateValues {
+  if (tls === undefined) return { LISTEN_TLS: '', TLS_DIRECTIVES: '' };
+  const directives = [
+    `ssl_certificate ${tls.cert};`,
+    `ssl_certificate_key ${tls.key};`,
+    'ssl_protocols TLSv1.2 TLSv1.3;',
+    'ssl_session_cache shared:SSL:10m;',
+  ];
+  return { LISTEN_TLS: ' ssl', TLS_DIRECTIVES: directives.join('\n        ') };
+}
+
 /** The nginx-syntax file shared by nginx and fulcrum. */
 export function writeProxyConf(dir: string, p: ProxyConfigParams): string {
   return writeConfig(
     'proxy.conf',
-    { PORT: p.port, WORKER_PROCESSES: p.workers, ...backendValues(p.backendPorts) },
+    { PORT: p.port, WORKER_PROCESSES: p.workers, ...backendValues(p.backendPorts), ...nginxTlsValues(p.tls) },
     join(dir, `proxy-${p.port}.conf`),
   );
 }
@@ -52,7 +67,7 @@ export function writeProxyConf(dir: string, p: ProxyConfigParams): string {
 export function writeHaproxyCfg(dir: string, p: ProxyConfigParams, maxconn: number): string {
   return writeConfig(
     'haproxy.cfg',
-    { PORT: p.port, THREADS: p.workers, MAXCONN: maxconn, ...backendValues(p.backendPorts) },
+    { PORT: p.port, THREADS: p.workers, MAXCONN: maxconn, ...backendValues(p.backendPorts), BIND_TLS: p.tls ? ` ssl crt ${p.tls.pem}` : '' },
     join(dir, `haproxy-${p.port}.cfg`),
   );
 }

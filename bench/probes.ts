@@ -1,5 +1,7 @@
 /** Small network helpers: free ports, readiness polling, one-off HTTP checks. */
-import { request } from 'node:http';
+import { request, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import { request as tlsRequest } from 'node:https';
+import { readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ManagedProcess } from './processes.js';
@@ -54,18 +56,22 @@ export interface HttpReply {
 export function httpRequest(
   port: number,
   path: string,
-  options: { method?: string; body?: Buffer; timeoutMs?: number } = {},
+  options: { method?: string; body?: Buffer; timeoutMs?: number; tlsCa?: string } = {},
 ): Promise<HttpReply> {
   return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port,
-        path,
-        method: options.method ?? 'GET',
-        agent: false,
-        headers: options.body ? { 'content-length': String(options.body.length) } : {},
-      },
+    const requestOptions: RequestOptions = {
+      host: '127.0.0.1',
+      port,
+      path,
+      method: options.method ?? 'GET',
+      agent: false,
+      headers: options.body ? { 'content-length': String(options.body.length) } : {},
+    };
+    const send = (onResponse: (res: IncomingMessage) => void): ClientRequest =>
+      options.tlsCa === undefined
+        ? request(requestOptions, onResponse)
+        : tlsRequest({ ...requestOptions, ca: readFileSync(options.tlsCa) }, onResponse);
+    const req = send(
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));

@@ -13,6 +13,7 @@ import { ManagedProcess } from './processes.js';
 import { freePort, httpRequest, waitForPort } from './probes.js';
 import { openFileLimit } from './procfs.js';
 import { allCpus, commandExists, PROXY_CPUS } from './system.js';
+import type { TlsFiles } from './tls.js';
 
 export interface ProxyDef {
   name: ProxyName;
@@ -107,17 +108,18 @@ export async function startProxy(
   backendPorts: readonly [number, number, number],
   workers: number,
   pinned: boolean,
+  tls?: TlsFiles,
 ): Promise<RunningProxy> {
   const port = await freePort();
   const dir = join(tmp, `${def.name}-${port}`);
   mkdirSync(dir, { recursive: true });
-  const proc = new ManagedProcess(def.name, def.argv(dir, { port, backendPorts, workers }), {
+  const proc = new ManagedProcess(def.name, def.argv(dir, { port, backendPorts, workers, tls }), {
     cpus: pinned ? PROXY_CPUS : allCpus(),
     cwd: REPO_ROOT,
   });
   try {
     await waitForPort(port, proc, def.startupTimeoutMs);
-    await waitForHello(port, proc, def.startupTimeoutMs);
+    await waitForHello(port, proc, def.startupTimeoutMs, tls);
   } catch (err) {
     await proc.stop(2000);
     const reason = err instanceof Error ? err.message : String(err);
@@ -132,13 +134,13 @@ export async function startProxy(
  * workers exist; a broken proxy may accept and then fail): a GET / must come
  * back from a backend with the right body.
  */
-async function waitForHello(port: number, proc: ManagedProcess, timeoutMs: number): Promise<void> {
+async function waitForHello(port: number, proc: ManagedProcess, timeoutMs: number, tls: TlsFiles | undefined): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < deadline) {
     if (proc.hasExited) throw new Error(`exited (${proc.exitDescription})`);
     try {
-      const r = await httpRequest(port, '/', { timeoutMs: 2000 });
+      const r = await httpRequest(port, '/', { timeoutMs: 2000, tlsCa: tls?.cert });
       if (r.status === 200 && r.body.toString() === HELLO_BODY) return;
       last = `GET / returned ${r.status} "${r.body.toString().slice(0, 60)}"`;
     } catch (err) {

@@ -8,13 +8,14 @@ import { chmodSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBackends } from './backends.js';
+import { makeTlsFiles } from './tls.js';
 import { parseArgs, USAGE, UsageError, type Options, type ProxyName } from './cli.js';
 import { DOC_PATH } from './paths.js';
 import { installCleanupHandlers, killLeftovers, startedCount } from './processes.js';
 import { clockTicksPerSecond } from './procfs.js';
 import { fulcrumDef, haproxyDef, nginxDef, StartError, type ProxyDef } from './proxies.js';
 import { renderReport, writeResultsIntoDoc, type ProxyOutcome, type ScenarioOutcome } from './report.js';
-import { measureRun, SCENARIOS, type RunMeasurement, type Session } from './scenarios.js';
+import { measureRun, SCENARIOS, usesTls, type RunMeasurement, type Session } from './scenarios.js';
 import { fmtInt, fmtLatency, fmtNum, fmtPercent } from './stats.js';
 import { commandExists, LOAD_CPUS, machineInfo, pinSelf, raiseOpenFileLimit } from './system.js';
 
@@ -173,6 +174,7 @@ async function main(): Promise<number> {
     clockTicks: clockTicksPerSecond(),
     durationSec: options.durationSec,
     warmupSec: options.warmupSec,
+    tls: options.scenarios.some((name) => usesTls(SCENARIOS[name])) ? await makeTlsFiles(tmp) : undefined,
   };
 
   const results = await runScenarios(session, options, defs);

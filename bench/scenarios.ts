@@ -23,6 +23,7 @@ import {
 } from './procfs.js';
 import { startProxy, type ProxyDef, type RunningProxy } from './proxies.js';
 import { LOAD_CPUS } from './system.js';
+import type { TlsFiles } from './tls.js';
 import { runWrk, wrkErrorSummary, type WrkLoad } from './wrk.js';
 
 interface ScenarioBase {
@@ -41,6 +42,8 @@ export interface ThroughputScenario extends ScenarioBase {
   threads: number;
   connections: number;
   headers?: string[];
+  /** Over TLS (https://), with the session's certificate. */
+  tls?: boolean;
   /** Report MB/s too (large responses). */
   showTransfer?: boolean;
 }
@@ -106,6 +109,20 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
     threads: 1,
     connections: 50,
     headers: BROWSER_HEADERS,
+  },
+  https: {
+    ...single,
+    name: 'https',
+    kind: 'throughput',
+    title: 'HTTPS, small responses, 50 connections',
+    what:
+      "As c50, over TLS: the seed's port 443 (wrk -t1 -c50 https://, TLS 1.3, a self-signed RSA-2048 certificate, " +
+      '`ssl_protocols TLSv1.2 TLSv1.3`, `ssl_session_cache shared:SSL:10m`). Connections are kept alive, so the ' +
+      'handshakes are a one-off and each request pays for its TLS records.',
+    path: '/',
+    threads: 1,
+    connections: 50,
+    tls: true,
   },
   c1: {
     ...single,
@@ -241,6 +258,8 @@ export interface Session {
   clockTicks: number;
   durationSec: number;
   warmupSec: number;
+  /** The certificate TLS scenarios use (made only when one runs). */
+  tls: TlsFiles | undefined;
 }
 
 const kibToMiB = (kib: number) => kib / 1024;
@@ -269,9 +288,15 @@ class OtherCpuMeter {
   }
 }
 
+export function usesTls(scenario: Scenario): boolean {
+  return scenario.kind === 'throughput' && scenario.tls === true;
+}
+
 /** Starts the proxy, measures one run of the scenario, always stops the proxy. */
 export async function measureRun(session: Session, scenario: Scenario, def: ProxyDef): Promise<RunMeasurement> {
-  const proxy = await startProxy(def, session.tmp, session.backends.ports, scenario.workers, scenario.pinned);
+  const tls = usesTls(scenario) ? session.tls : undefined;
+  if (usesTls(scenario) && tls === undefined) throw new Error(`${scenario.name}: no certificate was made for this session`);
+  const proxy = await startProxy(def, session.tmp, session.backends.ports, scenario.workers, scenario.pinned, tls);
   try {
     switch (scenario.kind) {
       case 'throughput':
@@ -302,6 +327,7 @@ async function measureThroughput(s: Session, sc: ThroughputScenario, proxy: Runn
     connections: sc.connections,
     durationSec: s.durationSec,
     headers: sc.headers ?? [],
+    tls: sc.tls === true,
   };
   // Unmeasured warm-up: JIT, upstream keep-alive pools, lazily grown buffers.
   if (s.warmupSec > 0) await runWrk({ ...load, durationSec: s.warmupSec }, LOAD_CPUS, false);

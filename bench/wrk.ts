@@ -14,6 +14,8 @@ export interface WrkLoad {
   connections: number;
   durationSec: number;
   headers?: readonly string[];
+  /** https:// (TLS) instead of http://. */
+  tls?: boolean;
 }
 
 export interface WrkResult {
@@ -42,7 +44,7 @@ function wrkArgv(load: WrkLoad, withLatency: boolean): string[] {
   ];
   if (withLatency) argv.push('--latency');
   for (const h of load.headers ?? []) argv.push('-H', h);
-  argv.push(`http://127.0.0.1:${load.port}${load.path}`);
+  argv.push(`${load.tls ? 'https' : 'http'}://127.0.0.1:${load.port}${load.path}`);
   return argv;
 }
 
