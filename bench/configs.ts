@@ -51,7 +51,7 @@ function nginxTlsValues(tls: TlsFiles | undefined): TemplateValues {
     'ssl_protocols TLSv1.2 TLSv1.3;',
     'ssl_session_cache shared:SSL:10m;',
   ];
-  return { LISTEN_TLS: ' ssl', TLS_DIRECTIVES: directives.join('\n        ') };
+  return { LISTEN_TLS: ' ssl', TLS_DIRECTIVES: directives.map((d) => `\n        ${d}`).join('') };
 }
 
 /** The nginx-syntax file shared by nginx and fulcrum. */
