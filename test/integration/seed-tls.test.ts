@@ -16,6 +16,7 @@ import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
+import { rawRequest } from '../support/http-client.js';
 import { listenOn } from '../support/ports.js';
 import { SEED_SERVER_NAME, startSeed, type SeedEnv } from '../support/seed.js';
 
@@ -162,6 +163,22 @@ describe('seed TLS (ssl_protocols TLSv1.2 TLSv1.3)', () => {
     const h10 = await handshake(env.httpsPort, { ALPNProtocols: ['http/1.0'] });
     assert.equal(h10.ok, true, h10.error);
     assert.match(h10.response!, /^HTTP\/1\.[01] 200 /);
+  });
+
+  test('over TLS, requests pipelined in one write are answered in order, and a request followed at once by close_notify is still answered', async () => {
+    const get = (n: number, last: boolean) =>
+      `GET /api/whoami?n=${n} HTTP/1.1\r\nHost: ${SEED_SERVER_NAME}\r\n${last ? 'Connection: close\r\n' : ''}\r\n`;
+    const pipelined = await rawRequest(env.httpsPort, get(1, false) + get(2, false) + get(3, true), { tls: env.tls, timeoutMs: 2000 });
+    assert.equal(pipelined.closed, true, 'the connection closes after the request that asked for it');
+    assert.deepEqual(
+      pipelined.responses.map((r) => [r.status, (JSON.parse(r.body.toString()) as { url: string }).url]),
+      [[200, '/api/whoami?n=1'], [200, '/api/whoami?n=2'], [200, '/api/whoami?n=3']],
+    );
+    const halfClosed = await rawRequest(env.httpsPort, get(4, false), { tls: env.tls, timeoutMs: 2000, endAfterWrite: true });
+    assert.equal(halfClosed.responses.length, 1, `one response: ${halfClosed.data.toString('latin1').slice(0, 200)}`);
+    assert.equal(halfClosed.responses[0]!.status, 200);
+    assert.equal((JSON.parse(halfClosed.responses[0]!.body.toString()) as { url: string }).url, '/api/whoami?n=4');
+    assert.equal(halfClosed.closed, true, 'then fulcrum closes the connection');
   });
 
   test('a handshake that is not TLS (plain HTTP to the 443 port) does not disturb the server', async () => {

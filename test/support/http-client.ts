@@ -119,6 +119,8 @@ export interface RawRequestOptions {
   maxMs?: number;
   /** Present: TLS with these options. */
   tls?: ClientTlsOptions;
+  /** Half-close after writing (a FIN, or TLS's close_notify and then a FIN): the client says it sends nothing more. */
+  endAfterWrite?: boolean;
   /**
    * The methods of the requests sent, in order, when one is HEAD: a response
    * to HEAD has headers that describe a body it does not carry.
@@ -187,7 +189,8 @@ export function rawRequest(port: number, bytes: string | Buffer, opts: RawReques
       closed = true;
       finish();
     });
-    socket.write(bytes);
+    if (opts.endAfterWrite) socket.end(bytes);
+    else socket.write(bytes);
   });
 }
 
