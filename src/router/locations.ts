@@ -12,6 +12,8 @@
  *  5. Otherwise the longest prefix is used.
  */
 
+import { mapKey } from './map-key.js';
+
 export type MatchKind = 'exact' | 'prefix' | 'prefix_no_regex' | 'regex' | 'regex_caseless';
 
 export interface LocationPattern {
@@ -46,24 +48,22 @@ export interface MatchableLocation<L> {
   value: L;
 }
 
-/** The same result object every time a location matches without captures: no allocation per request. */
-const plainMatches = new WeakMap<object, LocationMatch<unknown>>();
-
-function plainMatch<L>(loc: MatchableLocation<L>): LocationMatch<L> {
-  let m = plainMatches.get(loc) as LocationMatch<L> | undefined;
-  if (m === undefined) plainMatches.set(loc, (m = { value: loc.value, captures: null }));
-  return m;
-}
-
 export interface LocationMatch<L> {
   value: L;
   /** Regex captures ($1..$9) when a regex location matched. */
   captures: string[] | null;
 }
 
+/** A prefix location and the result it gives when no regex wins (made once: no allocation per request). */
+interface PrefixEntry<L> {
+  location: MatchableLocation<L>;
+  match: LocationMatch<L>;
+}
+
 export class LocationMatcher<L> {
-  private readonly exact = new Map<string, MatchableLocation<L>>();
-  private readonly prefixes = new Map<string, MatchableLocation<L>>();
+  /** Exact locations' results, made once: no allocation per request. */
+  private readonly exact = new Map<string, LocationMatch<L>>();
+  private readonly prefixes = new Map<string, PrefixEntry<L>>();
   /** Distinct prefix lengths, longest first. */
   private readonly prefixLengths: number[];
   private readonly regexes: MatchableLocation<L>[] = [];
@@ -73,11 +73,11 @@ export class LocationMatcher<L> {
     for (const loc of locations) {
       switch (loc.match.kind) {
         case 'exact':
-          this.exact.set(loc.match.pattern, loc);
+          this.exact.set(mapKey(loc.match.pattern), { value: loc.value, captures: null });
           break;
         case 'prefix':
         case 'prefix_no_regex':
-          this.prefixes.set(loc.match.pattern, loc);
+          this.prefixes.set(mapKey(loc.match.pattern), { location: loc, match: { value: loc.value, captures: null } });
           lengths.add(loc.match.pattern.length);
           break;
         default:
@@ -89,20 +89,21 @@ export class LocationMatcher<L> {
 
   find(uri: string): LocationMatch<L> | undefined {
     const exact = this.exact.get(uri);
-    if (exact !== undefined) return plainMatch(exact);
+    if (exact !== undefined) return exact;
 
-    let prefix: MatchableLocation<L> | undefined;
+    let found: PrefixEntry<L> | undefined;
     const lengths = this.prefixLengths;
     for (let i = 0; i < lengths.length; i++) {
       const len = lengths[i]!;
       if (len > uri.length) continue;
       const hit = this.prefixes.get(len === uri.length ? uri : uri.slice(0, len));
       if (hit !== undefined) {
-        prefix = hit;
+        found = hit;
         break;
       }
     }
 
+    const prefix = found?.location;
     if (prefix !== undefined && prefix.children !== undefined) {
       const nested = prefix.children.find(uri);
       if (nested !== undefined) return nested;
@@ -114,7 +115,7 @@ export class LocationMatcher<L> {
         if (m !== null) return { value: loc.value, captures: m.length > 1 ? Array.from(m, (x) => x ?? '') : null };
       }
     }
-    return prefix === undefined ? undefined : plainMatch(prefix);
+    return found?.match;
   }
 }
 

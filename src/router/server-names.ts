@@ -10,12 +10,19 @@
  *      configuration order;
  *   5. otherwise the default server of the listen socket.
  */
+import { mapKey } from './map-key.js';
 
 export class ServerNameMatcher<S> {
   private readonly exact = new Map<string, S>();
-  /** Reversed-label suffixes from "*.a.b" and ".a.b", longest first. */
-  private readonly leading: { suffix: string; alsoBare: boolean; server: S }[] = [];
-  private readonly trailing: { prefix: string; server: S }[] = [];
+  /**
+   * Wildcards by their fixed part: ".a.b" for "*.a.b" and ".a.b", "mail." for
+   * "mail.*". A host is looked up by each of its dot-bounded suffixes
+   * (longest first) and prefixes (longest first): as many Map lookups as the
+   * host has dots, however many wildcard names there are (nginx hashes its
+   * wildcard names for the same reason).
+   */
+  private readonly leading = new Map<string, S>();
+  private readonly trailing = new Map<string, S>();
   private readonly regexes: { regex: RegExp; server: S }[] = [];
 
   constructor(
@@ -25,23 +32,20 @@ export class ServerNameMatcher<S> {
     for (const { names, server } of entries) {
       for (const raw of names) this.add(raw, server);
     }
-    this.leading.sort((a, b) => b.suffix.length - a.suffix.length);
-    this.trailing.sort((a, b) => b.prefix.length - a.prefix.length);
   }
 
   private add(name: string, server: S): void {
     if (name.startsWith('~')) {
       this.regexes.push({ regex: new RegExp(name.slice(1).replace(/\(\?P</g, '(?<'), 'i'), server });
     } else if (name.startsWith('*.')) {
-      this.leading.push({ suffix: name.slice(1), alsoBare: false, server });
+      setFirst(this.leading, name.slice(1), server);
     } else if (name.startsWith('.')) {
-      this.leading.push({ suffix: name, alsoBare: true, server });
-      if (!this.exact.has(name.slice(1))) this.exact.set(name.slice(1), server);
+      setFirst(this.leading, name, server);
+      setFirst(this.exact, name.slice(1), server);
     } else if (name.endsWith('.*')) {
-      this.trailing.push({ prefix: name.slice(0, -1), server });
-    } else if (!this.exact.has(name)) {
-      // The first server that names a host wins, like nginx (which warns on conflicts).
-      this.exact.set(name, server);
+      setFirst(this.trailing, name.slice(0, -1), server);
+    } else {
+      setFirst(this.exact, name, server);
     }
   }
 
@@ -49,11 +53,19 @@ export class ServerNameMatcher<S> {
   find(host: string): S {
     const exact = this.exact.get(host);
     if (exact !== undefined) return exact;
-    for (const w of this.leading) {
-      if (host.length > w.suffix.length && host.endsWith(w.suffix)) return w.server;
+    if (this.leading.size > 0) {
+      // Suffixes that leave at least one character before them, longest first.
+      for (let dot = host.indexOf('.', 1); dot > 0; dot = host.indexOf('.', dot + 1)) {
+        const server = this.leading.get(host.slice(dot));
+        if (server !== undefined) return server;
+      }
     }
-    for (const w of this.trailing) {
-      if (host.length > w.prefix.length && host.startsWith(w.prefix)) return w.server;
+    if (this.trailing.size > 0) {
+      // Prefixes that leave at least one character after them, longest first.
+      for (let dot = host.lastIndexOf('.', host.length - 2); dot >= 0; dot = dot === 0 ? -1 : host.lastIndexOf('.', dot - 1)) {
+        const server = this.trailing.get(host.slice(0, dot + 1));
+        if (server !== undefined) return server;
+      }
     }
     for (const r of this.regexes) {
       if (r.regex.test(host)) return r.server;
@@ -63,8 +75,13 @@ export class ServerNameMatcher<S> {
 
   /** Whether any server on this socket has a server_name at all other than the empty one. */
   get size(): number {
-    return this.exact.size + this.leading.length + this.trailing.length + this.regexes.length;
+    return this.exact.size + this.leading.size + this.trailing.size + this.regexes.length;
   }
+}
+
+/** The first server that names a host (or a wildcard) wins, like nginx (which warns on conflicts). */
+function setFirst<S>(map: Map<string, S>, key: string, server: S): void {
+  if (!map.has(key)) map.set(mapKey(key), server);
 }
 
 /** nginx's $host from a Host value: lowercase, no port, no trailing dot. */

@@ -90,6 +90,30 @@ test('server_name: exact, leading and trailing wildcards, regex, default', () =>
   assert.equal(m.find(''), 'default');
 });
 
+test('server_name wildcards: the longest wins at any depth, the first of equal names wins, among thousands', () => {
+  const entries = [
+    { names: ['*.example.org'], server: 'org' },
+    { names: ['*.api.example.org'], server: 'api' },
+    { names: ['.example.org'], server: 'dot-dup' }, // same fixed part as *.example.org: the first one stays
+    { names: ['mail.*'], server: 'mail' },
+    { names: ['mail.example.*'], server: 'mail-example' },
+    ...Array.from({ length: 5000 }, (_, i) => ({ names: [`*.tenant${i}.example.com`, `app${i}.*`], server: `tenant${i}` })),
+  ];
+  const m = new ServerNameMatcher(entries, 'default');
+  assert.equal(m.find('www.example.org'), 'org');
+  assert.equal(m.find('a.b.c.example.org'), 'org', 'a leading wildcard matches at any depth');
+  assert.equal(m.find('v1.api.example.org'), 'api', 'the longest leading wildcard wins');
+  assert.equal(m.find('api.example.org'), 'org', '*.api.example.org needs a label before .api');
+  assert.equal(m.find('example.org'), 'dot-dup', '.example.org also names the bare domain');
+  assert.equal(m.find('mail.example.net'), 'mail-example', 'the longest trailing wildcard wins');
+  assert.equal(m.find('mail.foo'), 'mail');
+  assert.equal(m.find('mail.'), 'default', 'a trailing wildcard needs a label after it');
+  assert.equal(m.find('x.tenant4999.example.com'), 'tenant4999');
+  assert.equal(m.find('app123.eu.local'), 'tenant123');
+  assert.equal(m.find('tenant5000.example.com'), 'default');
+  assert.equal(m.find('.example.org'), 'default', 'no label before the wildcard part');
+});
+
 test('$host is the Host without port or trailing dot', () => {
   assert.equal(hostWithoutPort('example.org:8443'), 'example.org');
   assert.equal(hostWithoutPort('example.org.'), 'example.org');
