@@ -67,11 +67,10 @@ function findOnreadSymbols(): OnreadSymbols | null {
 export const sharedReadsAvailable = symbols !== null;
 
 /**
- * Makes `socket` (accepted: plain TCP in the tick it was accepted, TLS once its
- * handshake is done) read into
- * the shared buffer and call `callback` instead of emitting 'data'. 'end',
- * 'close', pause() and resume() work as before. False: not possible here;
- * nothing was changed.
+ * Makes `socket` (accepted: plain TCP in the tick it was accepted, TLS once
+ * its handshake is done) read into the shared buffer and call `callback`
+ * instead of emitting 'data'. 'end', 'close', pause() and resume() work as
+ * before. False: not possible here; nothing was changed.
  */
 export function readIntoSharedBuffer(socket: Socket, callback: SharedReadCallback): boolean {
   if (symbols === null) return false;
