@@ -96,10 +96,13 @@ export function emitHealthEvent(event: HealthEvent): void {
 export function noteSelected(server: ServerState, now: number): void {
   // A new fail_timeout window starts. For a failed server this is its one
   // trial request: until it succeeds, isFailed() is true again for others.
-  if (now - server.checked > server.failTimeoutMs) {
-    server.checked = now;
-    if (server.fails !== 0) opSink?.({ kind: 'window', key: server.key });
-  }
+  // The store runs on every call rather than in a branch: V8 optimizes the
+  // request path early, and a store it has never seen run deoptimizes that
+  // whole path when it first runs (here: when the first window ends, while
+  // traffic flows), then recompiles it on the proxy's own core.
+  const starts = now - server.checked > server.failTimeoutMs;
+  server.checked = starts ? now : server.checked;
+  if (server.fails !== 0 && starts) opSink?.({ kind: 'window', key: server.key });
 }
 
 export function noteFailure(server: ServerState, now: number, reason: string): void {

@@ -25,6 +25,7 @@ import { Exchange, type ExchangeHost } from '../proxy/exchange.js';
 import { hostWithoutPort, type ServerNameMatcher } from '../router/server-names.js';
 import type { EffectiveSettings, ListenerSpec, VirtualServer } from '../runtime/table.js';
 import type { ConnectionTracker, TrackedConnection } from './connection-tracker.js';
+import { DOUBLE_ZERO } from '../runtime/double-zero.js';
 
 const enum State {
   /** Waiting for (the rest of) a request head. */
@@ -97,9 +98,9 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
   /** When the current head started (first byte), or when the connection became idle. */
   private headStart: number;
   private idle = false;
-  private lastBodyRead = 0;
-  private writeBlockedSince = 0;
-  private closingSince = 0;
+  private lastBodyRead = DOUBLE_ZERO;
+  private writeBlockedSince = DOUBLE_ZERO;
+  private closingSince = DOUBLE_ZERO;
 
   // ---- reads (net/shared-read-buffer.ts, net/read-buffers.ts)
   /** Reads land in the shared client buffer, not in fresh buffers from 'data' events. */

@@ -50,6 +50,7 @@ import { errorPage } from './error-pages.js';
 import { buildUpstreamHead, upstreamUri } from './request-builder.js';
 import { nextRequestId } from './request-id.js';
 import { startTunnel } from './tunnel.js';
+import { DOUBLE_ZERO } from '../runtime/double-zero.js';
 
 const enum Phase {
   Routing,
@@ -118,7 +119,7 @@ export class Exchange implements UpstreamUser, VariableContext {
   readonly connectionRequests: number;
   readonly startTime: number;
   status = 0;
-  bodyBytesSent = 0;
+  bodyBytesSent = DOUBLE_ZERO;
   readonly requestLength: number;
   /** The current upstream attempt and any before it; formatted only when a log or variable asks. */
   private current: AttemptRecord | undefined;
@@ -140,7 +141,7 @@ export class Exchange implements UpstreamUser, VariableContext {
   private firstTried: ServerState | undefined;
   private tried: TriedList | undefined;
   private attempts = 0;
-  private attemptStart = 0;
+  private attemptStart = DOUBLE_ZERO;
   private upstreamHeadText = '';
   private headSentToClient = false;
   private isUpgrade = false;
@@ -149,13 +150,13 @@ export class Exchange implements UpstreamUser, VariableContext {
   private requestBodyDone: boolean;
   /** Every body chunk received so far, while they fit in the replay budget; undefined after. */
   private replay: Buffer[] | undefined = [];
-  private replayBytes = 0;
+  private replayBytes = DOUBLE_ZERO;
   private replayBudget = MIN_REPLAY_BYTES;
   /** Body chunks received while no upstream connection could take them. */
   private held: Buffer[] = [];
-  private bodyBytesReceived = 0;
-  private upstreamBlockedSince = 0;
-  private downstreamBlockedSince = 0;
+  private bodyBytesReceived = DOUBLE_ZERO;
+  private upstreamBlockedSince = DOUBLE_ZERO;
+  private downstreamBlockedSince = DOUBLE_ZERO;
   private staleRetryUsed = false;
   private lastFailure: FailKind = FailKind.Error;
   private upstreamHeaders: ResponseHead | undefined;

@@ -16,6 +16,7 @@ import { ResponseHead, parseResponseHead } from '../http/response-head.js';
 import { READ_BUFFER_SIZE, ReadBufferChoice } from '../net/read-buffers.js';
 import { turnNow } from '../net/turn-clock.js';
 import type { ServerState } from './server-state.js';
+import { DOUBLE_ZERO } from '../runtime/double-zero.js';
 
 export const enum UpstreamFailure {
   /** TCP connect failed or was refused. */
@@ -87,9 +88,9 @@ export class UpstreamConnection {
   /** Requests sent on this connection (1 while serving the first). */
   requests = 0;
   readonly createdAt: number;
-  idleSince = 0;
+  idleSince = DOUBLE_ZERO;
   /** Last time bytes arrived from the upstream (for proxy_read_timeout). */
-  lastRead = 0;
+  lastRead = DOUBLE_ZERO;
   /** Whether any byte of the current response has arrived. */
   responseStarted = false;
   /** The current request was HEAD: the response has no body whatever its headers say. */

@@ -7,6 +7,7 @@
  * Bounds are Prometheus' usual latency buckets, in milliseconds.
  */
 export const LATENCY_BOUNDS_MS: readonly number[] = [1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000];
+import { DOUBLE_ZERO } from '../runtime/double-zero.js';
 const BOUNDS = Float64Array.from(LATENCY_BOUNDS_MS);
 const N = BOUNDS.length;
 
@@ -14,7 +15,7 @@ export class LatencyHistogram {
   /** counts[i] = observations <= BOUNDS[i] and > BOUNDS[i-1]; counts[N] = above the last bound. */
   readonly counts = new Float64Array(N + 1);
   /** Sum of observed values, ms. */
-  sum = 0;
+  sum = DOUBLE_ZERO;
 
   observe(ms: number): void {
     let i = 0;

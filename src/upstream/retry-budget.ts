@@ -15,6 +15,7 @@
 import type { RetryBudgetConfig } from '../config/schema.js';
 import { log } from '../log/error-log.js';
 import type { ServerState } from './server-state.js';
+import { DOUBLE_ZERO } from '../runtime/double-zero.js';
 
 const SLOTS = 10;
 
@@ -27,7 +28,7 @@ export class RetryBudget {
   private readonly firsts: number[] = [];
   private readonly retried: number[] = [];
   /** When a retry was last refused (performance.now()), 0 = never. */
-  deniedAt = 0;
+  deniedAt = DOUBLE_ZERO;
   /** Retries refused so far. */
   denied = 0;
   private loggedAt = -Infinity;

@@ -9,6 +9,7 @@
 import type { UpstreamServerConfig } from '../config/schema.js';
 import type { ConnectionPool } from './pool.js';
 import { LatencyHistogram } from './histogram.js';
+import { DOUBLE_ZERO } from '../runtime/double-zero.js';
 
 export interface ServerEndpoint {
   /** Host name or IP address to connect to. */
@@ -61,29 +62,34 @@ export class ServerState {
   // ---- passive health, nginx's exact fields (ngx_http_upstream_rr_peer_t)
   fails = 0;
   /** Time of the last failure. */
-  accessed = 0;
-  /** Start of the current fail_timeout window. */
-  checked = 0;
+  accessed = DOUBLE_ZERO;
+  /**
+   * Start of the current fail_timeout window. None before the first
+   * selection, which starts one (nginx's does too: its clock is the wall
+   * clock, far from 0). Starting it then, not 10 s later, also keeps this
+   * field's first write out of live traffic (src/runtime/double-zero.ts).
+   */
+  checked = -Infinity;
   /** Set when fails reached max_fails; cleared when a success resets fails. */
-  failedSince = 0;
+  failedSince = DOUBLE_ZERO;
   /** True for the only primary server of a group without backups: never marked down (nginx). */
   single = false;
 
   /** The last failure counted against this server (passive health), and when (performance.now()). */
   lastFailure = '';
-  lastFailureAt = 0;
+  lastFailureAt = DOUBLE_ZERO;
 
   // ---- active health (src/health/active.ts)
   healthy = true;
   /** performance.now() of the last active-health verdict change. */
-  healthChangedAt = 0;
+  healthChangedAt = DOUBLE_ZERO;
   /** Why the active checks last changed `healthy` ("status 503 on GET /healthz", ...). */
   healthReason = '';
   /** Consecutive passed / failed probes (rise / fall). */
   probePasses = 0;
   probeFails = 0;
   /** ms timestamp when the server came back (slow_start ramps from here). */
-  recoveredAt = 0;
+  recoveredAt = DOUBLE_ZERO;
   /** Set once a group has applied its configuration to this state (new servers are ramped, `mandatory` checks hold them). */
   activated = false;
 
@@ -93,8 +99,8 @@ export class ServerState {
   watchSlot = 0;
   owner: RecoveryListener | undefined = undefined;
   /** least_time: peak-EWMA of the measured latency (ms, 0 = not measured yet) and when it was last updated. */
-  peakEwmaMs = 0;
-  peakEwmaAt = 0;
+  peakEwmaMs = DOUBLE_ZERO;
+  peakEwmaAt = DOUBLE_ZERO;
 
   // ---- load
   /** Requests in flight to this server. */
@@ -121,7 +127,7 @@ export class ServerState {
   /** Open upstream connections, so a server removed from its upstream can have them closed after a grace period. */
   readonly openConnections = new Set<{ destroy(): void }>();
   /** When this server was removed from its upstream (reload, admin API, discovery); 0 while it is a member. */
-  removedAt = 0;
+  removedAt = DOUBLE_ZERO;
   /** Where this server comes from: the config file, DNS (A/AAAA or SRV), a servers file or the admin API. */
   source: 'config' | 'dns' | 'srv' | 'file' | 'admin' = 'config';
 
@@ -130,8 +136,8 @@ export class ServerState {
   responses = [0, 0, 0, 0, 0, 0];
   failures = 0;
   /** Exponentially weighted moving average of response-header latency, ms. */
-  latencyEwmaMs = 0;
-  lastLatencyMs = 0;
+  latencyEwmaMs = DOUBLE_ZERO;
+  lastLatencyMs = DOUBLE_ZERO;
   /** Requests sent here as a retry after another server failed them. */
   retries = 0;
   /** Response-header latency histogram (metrics); one observe() per response. */

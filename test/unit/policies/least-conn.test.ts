@@ -77,6 +77,7 @@ test('down, failed and full servers are skipped; backups only when no primary is
   servers[0]!.maxConns = 1;
   servers[0]!.acquire();
   servers[1]!.fails = 1;
+  servers[1]!.checked = 0; // failed at time 0, as noteFailure records it
   servers[1]!.maxFails = 1;
   servers[1]!.failTimeoutMs = 1000;
   assert.deepEqual(picks(policy, 3), ['s2', 's2', 's2']);

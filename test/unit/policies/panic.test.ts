@@ -39,6 +39,7 @@ test('passive failures count as unhealthy; down and draining servers stay out ev
   servers[1]!.drain = true;
   servers[2]!.maxFails = 1;
   servers[2]!.fails = 1;
+  servers[2]!.checked = 0; // failed at time 0, as noteFailure records it
   servers[2]!.failTimeoutMs = 10_000;
   markDown(servers[3]!); // eligible: s2, s3; healthy: none
   assert.deepEqual(new Set(picks(policy, 6)), new Set(['s2', 's3']));
