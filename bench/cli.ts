@@ -5,6 +5,7 @@ export const SCENARIO_NAMES = [
   'c200',
   'browser',
   'https',
+  'seed',
   'c1',
   'newconn',
   '1mb',

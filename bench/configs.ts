@@ -36,6 +36,8 @@ export interface ProxyConfigParams {
   workers: number;
   /** Terminate TLS on the listening port with these files. */
   tls?: TlsFiles;
+  /** Render the seed's own server block (seed.conf, which needs `tls`) instead of proxy.conf. */
+  seed?: boolean;
 }
 
 function backendValues(ports: readonly [number, number, number]): TemplateValues {
@@ -56,6 +58,14 @@ function nginxTlsValues(tls: TlsFiles | undefined): TemplateValues {
 
 /** The nginx-syntax file shared by nginx and fulcrum. */
 export function writeProxyConf(dir: string, p: ProxyConfigParams): string {
+  if (p.seed) {
+    if (p.tls === undefined) throw new Error('seed.conf needs the session certificate');
+    return writeConfig(
+      'seed.conf',
+      { PORT: p.port, WORKER_PROCESSES: p.workers, ...backendValues(p.backendPorts), CERT: p.tls.cert, KEY: p.tls.key },
+      join(dir, `seed-${p.port}.conf`),
+    );
+  }
   return writeConfig(
     'proxy.conf',
     { PORT: p.port, WORKER_PROCESSES: p.workers, ...backendValues(p.backendPorts), ...nginxTlsValues(p.tls) },
@@ -65,6 +75,7 @@ export function writeProxyConf(dir: string, p: ProxyConfigParams): string {
 
 /** HAProxy's equivalent, from the same parameters (workers become threads). */
 export function writeHaproxyCfg(dir: string, p: ProxyConfigParams, maxconn: number): string {
+  if (p.seed) throw new Error('HAProxy has no equivalent of the seed scenario (an nginx configuration)');
   return writeConfig(
     'haproxy.cfg',
     { PORT: p.port, THREADS: p.workers, MAXCONN: maxconn, ...backendValues(p.backendPorts), BIND_TLS: p.tls ? ` ssl crt ${p.tls.pem}` : '' },

@@ -109,17 +109,18 @@ export async function startProxy(
   workers: number,
   pinned: boolean,
   tls?: TlsFiles,
+  seed = false,
 ): Promise<RunningProxy> {
   const port = await freePort();
   const dir = join(tmp, `${def.name}-${port}`);
   mkdirSync(dir, { recursive: true });
-  const proc = new ManagedProcess(def.name, def.argv(dir, { port, backendPorts, workers, tls }), {
+  const proc = new ManagedProcess(def.name, def.argv(dir, { port, backendPorts, workers, tls, seed }), {
     cpus: pinned ? PROXY_CPUS : allCpus(),
     cwd: REPO_ROOT,
   });
   try {
     await waitForPort(port, proc, def.startupTimeoutMs);
-    await waitForHello(port, proc, def.startupTimeoutMs, tls);
+    await waitForHello(port, proc, def.startupTimeoutMs, tls, seed ? '/api/hello' : '/');
   } catch (err) {
     await proc.stop(2000);
     const reason = err instanceof Error ? err.message : String(err);
@@ -131,24 +132,31 @@ export async function startProxy(
 
 /**
  * Accepting connections is not enough (nginx's master listens before its
- * workers exist; a broken proxy may accept and then fail): a GET / must come
- * back from a backend with the right body.
+ * workers exist; a broken proxy may accept and then fail): a GET of `path`
+ * (/, or /api/hello in the seed's configuration) must come back from a
+ * backend with the right body.
  */
-async function waitForHello(port: number, proc: ManagedProcess, timeoutMs: number, tls: TlsFiles | undefined): Promise<void> {
+async function waitForHello(
+  port: number,
+  proc: ManagedProcess,
+  timeoutMs: number,
+  tls: TlsFiles | undefined,
+  path: string,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < deadline) {
     if (proc.hasExited) throw new Error(`exited (${proc.exitDescription})`);
     try {
-      const r = await httpRequest(port, '/', { timeoutMs: 2000, tlsCa: tls?.cert });
+      const r = await httpRequest(port, path, { timeoutMs: 2000, tlsCa: tls?.cert });
       if (r.status === 200 && r.body.toString() === HELLO_BODY) return;
-      last = `GET / returned ${r.status} "${r.body.toString().slice(0, 60)}"`;
+      last = `GET ${path} returned ${r.status} "${r.body.toString().slice(0, 60)}"`;
     } catch (err) {
-      last = `GET / failed: ${err instanceof Error ? err.message : String(err)}`;
+      last = `GET ${path} failed: ${err instanceof Error ? err.message : String(err)}`;
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(last || 'no answer to GET /');
+  throw new Error(last || `no answer to GET ${path}`);
 }
 
 function indent(text: string): string {

@@ -15,7 +15,7 @@ import { installCleanupHandlers, killLeftovers, startedCount } from './processes
 import { clockTicksPerSecond } from './procfs.js';
 import { fulcrumDef, haproxyDef, nginxDef, StartError, type ProxyDef } from './proxies.js';
 import { renderReport, writeResultsIntoDoc, type ProxyOutcome, type ScenarioOutcome } from './report.js';
-import { measureRun, SCENARIOS, usesTls, type RunMeasurement, type Session } from './scenarios.js';
+import { measureRun, runsIn, SCENARIOS, usesTls, type RunMeasurement, type Session } from './scenarios.js';
 import { fmtInt, fmtLatency, fmtNum, fmtPercent } from './stats.js';
 import { commandExists, LOAD_CPUS, machineInfo, pinSelf, raiseOpenFileLimit } from './system.js';
 
@@ -99,11 +99,12 @@ async function runScenarios(session: Session, options: Options, defs: ProxyDef[]
   const results: ScenarioOutcome[] = [];
   for (const name of options.scenarios) {
     const scenario = SCENARIOS[name];
-    const outcomes: ProxyOutcome[] = defs.map((d) => ({ proxy: d.name, runs: [], runErrors: [] }));
+    const scenarioDefs = defs.filter((d) => runsIn(scenario, d.name));
+    const outcomes: ProxyOutcome[] = scenarioDefs.map((d) => ({ proxy: d.name, runs: [], runErrors: [] }));
     log(`\n== ${name}: ${scenario.title}`);
     for (let run = 1; run <= options.runs; run++) {
       // A B C, A B C, ...: slow drift (thermal, noisy neighbours) hits all proxies alike.
-      for (const [i, def] of defs.entries()) {
+      for (const [i, def] of scenarioDefs.entries()) {
         const outcome = outcomes[i]!;
         if (outcome.failure) continue;
         const prefix = `[${name} ${run}/${options.runs}] ${def.name}:`;

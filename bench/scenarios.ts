@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { backendAccepts, ONE_MB_BYTES, uploadLogOffset, waitForUploadLog, type Backends } from './backends.js';
-import type { ScenarioName } from './cli.js';
+import type { ProxyName, ScenarioName } from './cli.js';
 import type { IdleFinal, IdleReady } from './clients/idle.js';
 import type { UploadReport } from './clients/upload.js';
 import { CLIENTS_DIR } from './paths.js';
@@ -44,6 +44,11 @@ export interface ThroughputScenario extends ScenarioBase {
   headers?: string[];
   /** Over TLS (https://), with the session's certificate. */
   tls?: boolean;
+  /**
+   * The seed's own server block (bench/configs/seed.conf) instead of the
+   * shared proxy.conf; it is nginx configuration, so HAProxy sits it out.
+   */
+  seed?: boolean;
   /** Report MB/s too (large responses). */
   showTransfer?: boolean;
 }
@@ -123,6 +128,22 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
     threads: 1,
     connections: 50,
     tls: true,
+  },
+  seed: {
+    ...single,
+    name: 'seed',
+    kind: 'throughput',
+    title: "The seed's configuration, HTTPS, 50 connections",
+    what:
+      "GET /api/hello over TLS (wrk -t1 -c50 https://) through the seed's port-443 server as it is written " +
+      '(bench/configs/seed.conf: its ssl_* lines, `location /api` with its timeouts and four `proxy_set_header`, ' +
+      '`max_fails=3 fail_timeout=30s`, no upstream `keepalive`). nginx therefore opens a backend connection per ' +
+      'request; fulcrum keeps idle upstream connections by default. fulcrum and nginx only.',
+    path: '/api/hello',
+    threads: 1,
+    connections: 50,
+    tls: true,
+    seed: true,
   },
   c1: {
     ...single,
@@ -292,11 +313,17 @@ export function usesTls(scenario: Scenario): boolean {
   return scenario.kind === 'throughput' && scenario.tls === true;
 }
 
+/** Whether a proxy takes part in a scenario (the seed's configuration is nginx's, not HAProxy's). */
+export function runsIn(scenario: Scenario, proxy: ProxyName): boolean {
+  return !(scenario.kind === 'throughput' && scenario.seed === true && proxy === 'haproxy');
+}
+
 /** Starts the proxy, measures one run of the scenario, always stops the proxy. */
 export async function measureRun(session: Session, scenario: Scenario, def: ProxyDef): Promise<RunMeasurement> {
   const tls = usesTls(scenario) ? session.tls : undefined;
   if (usesTls(scenario) && tls === undefined) throw new Error(`${scenario.name}: no certificate was made for this session`);
-  const proxy = await startProxy(def, session.tmp, session.backends.ports, scenario.workers, scenario.pinned, tls);
+  const seed = scenario.kind === 'throughput' && scenario.seed === true;
+  const proxy = await startProxy(def, session.tmp, session.backends.ports, scenario.workers, scenario.pinned, tls, seed);
   try {
     switch (scenario.kind) {
       case 'throughput':
