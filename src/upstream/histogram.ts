@@ -6,8 +6,9 @@
  *
  * Bounds are Prometheus' usual latency buckets, in milliseconds.
  */
-export const LATENCY_BOUNDS_MS: readonly number[] = [1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000];
 import { DOUBLE_ZERO } from '../runtime/double-zero.js';
+
+export const LATENCY_BOUNDS_MS: readonly number[] = [1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000];
 const BOUNDS = Float64Array.from(LATENCY_BOUNDS_MS);
 const N = BOUNDS.length;
 

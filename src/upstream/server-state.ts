@@ -132,14 +132,16 @@ export class ServerState {
   source: 'config' | 'dns' | 'srv' | 'file' | 'admin' = 'config';
 
   // ---- statistics (admin API, metrics, status page, least_time)
-  requests = 0;
-  responses = [0, 0, 0, 0, 0, 0];
-  failures = 0;
+  // Counters start as doubles too: a busy server passes 2^31 requests within
+  // a day, and the switch from small integer would happen then, under load.
+  requests = DOUBLE_ZERO;
+  responses = [DOUBLE_ZERO, DOUBLE_ZERO, DOUBLE_ZERO, DOUBLE_ZERO, DOUBLE_ZERO, DOUBLE_ZERO];
+  failures = DOUBLE_ZERO;
   /** Exponentially weighted moving average of response-header latency, ms. */
   latencyEwmaMs = DOUBLE_ZERO;
   lastLatencyMs = DOUBLE_ZERO;
   /** Requests sent here as a retry after another server failed them. */
-  retries = 0;
+  retries = DOUBLE_ZERO;
   /** Response-header latency histogram (metrics); one observe() per response. */
   readonly headerLatency = new LatencyHistogram();
 

@@ -21,7 +21,7 @@ function runWithNatives(script: string): unknown {
   return JSON.parse(out);
 }
 
-test('a ServerState keeps its hidden class through selection, failure, recovery and latency samples', () => {
+test('a ServerState keeps its hidden class through selection, failure, recovery, latency samples and counters past 2^31', () => {
   const result = runWithNatives(`
     import { ServerState } from ${moduleUrl('../../src/upstream/server-state.js')};
     import { noteSelected, noteFailure, noteSuccess } from ${moduleUrl('../../src/health/passive.js')};
@@ -47,11 +47,24 @@ test('a ServerState keeps its hidden class through selection, failure, recovery 
     used.headerLatency.observe(0.4375);
     observeLatency(used, 0.4375, 20012.25);
     used.removedAt = 30000.5;
+    // Counters past the small-integer range (2^31), as on a server busy for a day.
+    used.requests = 2 ** 31 + 1;
+    used.responses[2] = 2 ** 31 + 1;
+    used.failures = 2 ** 31 + 1;
+    used.retries = 2 ** 31 + 1;
     process.stdout.write(JSON.stringify({
       usedKeepsClass: %HaveSameMap(fresh, used),
       freshNotDeprecated: %HaveSameMap(fresh, make()),
       histogramKeepsClass: %HaveSameMap(fresh.headerLatency, used.headerLatency),
+      responseCountsKeepKind: %HaveSameMap(fresh.responses, used.responses),
+      countersPrintAsZero: JSON.stringify([fresh.requests, fresh.responses]),
     }));
   `);
-  assert.deepEqual(result, { usedKeepsClass: true, freshNotDeprecated: true, histogramKeepsClass: true });
+  assert.deepEqual(result, {
+    usedKeepsClass: true,
+    freshNotDeprecated: true,
+    histogramKeepsClass: true,
+    responseCountsKeepKind: true,
+    countersPrintAsZero: '[0,[0,0,0,0,0,0]]',
+  });
 });
