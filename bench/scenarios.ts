@@ -313,16 +313,20 @@ export function usesTls(scenario: Scenario): boolean {
   return scenario.kind === 'throughput' && scenario.tls === true;
 }
 
+function usesSeedConfig(scenario: Scenario): boolean {
+  return scenario.kind === 'throughput' && scenario.seed === true;
+}
+
 /** Whether a proxy takes part in a scenario (the seed's configuration is nginx's, not HAProxy's). */
 export function runsIn(scenario: Scenario, proxy: ProxyName): boolean {
-  return !(scenario.kind === 'throughput' && scenario.seed === true && proxy === 'haproxy');
+  return !(usesSeedConfig(scenario) && proxy === 'haproxy');
 }
 
 /** Starts the proxy, measures one run of the scenario, always stops the proxy. */
 export async function measureRun(session: Session, scenario: Scenario, def: ProxyDef): Promise<RunMeasurement> {
   const tls = usesTls(scenario) ? session.tls : undefined;
   if (usesTls(scenario) && tls === undefined) throw new Error(`${scenario.name}: no certificate was made for this session`);
-  const seed = scenario.kind === 'throughput' && scenario.seed === true;
+  const seed = usesSeedConfig(scenario);
   const proxy = await startProxy(def, session.tmp, session.backends.ports, scenario.workers, scenario.pinned, tls, seed);
   try {
     switch (scenario.kind) {

@@ -23,9 +23,9 @@ import { RequestHead, incompleteHeadIsInvalid, parseRequestHead } from '../http/
 import { BodyWrite, HeaderList, type Downstream } from '../proxy/downstream.js';
 import { Exchange, type ExchangeHost } from '../proxy/exchange.js';
 import { hostWithoutPort, type ServerNameMatcher } from '../router/server-names.js';
+import { DOUBLE_ZERO } from '../runtime/double-zero.js';
 import type { EffectiveSettings, ListenerSpec, VirtualServer } from '../runtime/table.js';
 import type { ConnectionTracker, TrackedConnection } from './connection-tracker.js';
-import { DOUBLE_ZERO } from '../runtime/double-zero.js';
 
 const enum State {
   /** Waiting for (the rest of) a request head. */

@@ -39,6 +39,7 @@ import { serveReturn } from '../handlers/return.js';
 import { serveStatic } from '../handlers/static-files.js';
 import { normalizePath } from '../router/normalize.js';
 import { hostWithoutPort } from '../router/server-names.js';
+import { DOUBLE_ZERO } from '../runtime/double-zero.js';
 import { processStats } from '../runtime/stats.js';
 import { NextUpstream, type LimitConnRule, type LocationRuntime, type ProxyRuntime, type VirtualServer } from '../runtime/table.js';
 import { UpstreamConnection, UpstreamFailure, type UpstreamUser } from '../upstream/connection.js';
@@ -50,7 +51,6 @@ import { errorPage } from './error-pages.js';
 import { buildUpstreamHead, upstreamUri } from './request-builder.js';
 import { nextRequestId } from './request-id.js';
 import { startTunnel } from './tunnel.js';
-import { DOUBLE_ZERO } from '../runtime/double-zero.js';
 
 const enum Phase {
   Routing,

@@ -15,8 +15,8 @@ import { ChunkedDecoder } from '../http/chunked.js';
 import { ResponseHead, parseResponseHead } from '../http/response-head.js';
 import { READ_BUFFER_SIZE, ReadBufferChoice } from '../net/read-buffers.js';
 import { turnNow } from '../net/turn-clock.js';
-import type { ServerState } from './server-state.js';
 import { DOUBLE_ZERO } from '../runtime/double-zero.js';
+import type { ServerState } from './server-state.js';
 
 export const enum UpstreamFailure {
   /** TCP connect failed or was refused. */

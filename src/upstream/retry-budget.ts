@@ -14,8 +14,8 @@
  */
 import type { RetryBudgetConfig } from '../config/schema.js';
 import { log } from '../log/error-log.js';
-import type { ServerState } from './server-state.js';
 import { DOUBLE_ZERO } from '../runtime/double-zero.js';
+import type { ServerState } from './server-state.js';
 
 const SLOTS = 10;
 

@@ -7,9 +7,9 @@
  * balancing policies only ask `isAvailable()`.
  */
 import type { UpstreamServerConfig } from '../config/schema.js';
+import { DOUBLE_ZERO } from '../runtime/double-zero.js';
 import type { ConnectionPool } from './pool.js';
 import { LatencyHistogram } from './histogram.js';
-import { DOUBLE_ZERO } from '../runtime/double-zero.js';
 
 export interface ServerEndpoint {
   /** Host name or IP address to connect to. */
