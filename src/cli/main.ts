@@ -6,12 +6,15 @@
  *   fulcrum demo [--scale backend=3] [--port 8080]
  *   fulcrum --help | --version
  *
- * nginx's own flags work too: `fulcrum -t -c FILE`, `fulcrum -c FILE`.
+ * nginx's own flags work too: `fulcrum -t -c FILE`, `fulcrum -c FILE`,
+ * `fulcrum -s reload`, `-g "directives;"`, `-T`, `-q`.
  */
 import { parseArgs } from 'node:util';
 import { VERSION } from '../version.js';
+import { setCommandLineDirectives } from '../config/load.js';
 import { runCheck } from './check.js';
 import { runDemo } from './demo.js';
+import { isControlSignal, runSignal } from './signal.js';
 import { runStart } from './start.js';
 
 const HELP = `fulcrum ${VERSION}: a load balancer and reverse proxy that reads nginx configurations
@@ -32,6 +35,14 @@ Options:
   -c, --config FILE   configuration file (.conf = nginx syntax, .yaml/.yml, .json)
       --format FMT    override the format detected from the file name
   -t                  with -c: same as \`check\`
+  -T                  as -t, then print every configuration file read
+  -q                  with -t/-T: print errors only
+  -s SIGNAL           send SIGNAL to the running fulcrum (nginx's -s): reload,
+                      reopen (log files), quit (graceful stop), stop; the pid
+                      file is the one the configuration names (\`pid\`), else
+                      /run/fulcrum.pid (root) or $TMPDIR/fulcrum-UID.pid
+  -g DIRECTIVES       directives added to the main context, as nginx's -g
+                      (e.g. -g "daemon off;"); kept across reloads
   -h, --help          show this help
   -v, --version       show the version
 `;
@@ -48,6 +59,10 @@ export async function main(argv: string[]): Promise<number> {
         scale: { type: 'string', multiple: true },
         port: { type: 'string' },
         test: { type: 'boolean', short: 't' },
+        'test-dump': { type: 'boolean', short: 'T' },
+        quiet: { type: 'boolean', short: 'q' },
+        signal: { type: 'string', short: 's' },
+        global: { type: 'string', short: 'g' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -70,7 +85,16 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`fulcrum: unknown --format "${format}" (nginx, yaml or json)\n`);
     return 2;
   }
-  const command = positionals[0] ?? (values.test === true ? 'check' : values.config !== undefined ? 'start' : undefined);
+  if (values.global !== undefined) setCommandLineDirectives(values.global);
+  const testing = values.test === true || values['test-dump'] === true;
+  if (values.signal !== undefined) {
+    if (!isControlSignal(values.signal)) {
+      process.stderr.write(`fulcrum: invalid option: "-s ${values.signal}" (stop, quit, reopen or reload)\n`);
+      return 2;
+    }
+    return runSignal(values.signal, values.config, format);
+  }
+  const command = positionals[0] ?? (testing ? 'check' : values.config !== undefined ? 'start' : undefined);
   switch (command) {
     case 'start':
     case 'check': {
@@ -78,7 +102,9 @@ export async function main(argv: string[]): Promise<number> {
         process.stderr.write(`fulcrum ${command}: --config FILE is required\n`);
         return 2;
       }
-      return command === 'check' || values.test === true ? runCheck(values.config, format) : runStart(values.config, format);
+      return command === 'check' || testing
+        ? runCheck(values.config, format, { quiet: values.quiet === true, dump: values['test-dump'] === true })
+        : runStart(values.config, format);
     }
     case 'demo':
       return runDemo({ scale: values.scale ?? [], port: values.port });

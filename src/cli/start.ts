@@ -24,7 +24,7 @@ export async function runStart(configPath: string, format: ConfigFormat | undefi
   return runSingle(configPath, format);
 }
 
-/** SIGHUP reloads, SIGUSR1 reopens logs, SIGTERM/SIGINT stop gracefully (a second one stops at once). */
+/** SIGHUP reloads, SIGUSR1 reopens logs, SIGTERM/SIGINT/SIGQUIT stop gracefully (a second one stops at once). */
 export function waitForSignals(runtime: Runtime, onStop?: () => Promise<void>): Promise<number> {
   return new Promise((resolve) => {
     let stopping = false;
@@ -41,6 +41,7 @@ export function waitForSignals(runtime: Runtime, onStop?: () => Promise<void>): 
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGQUIT', () => stop('SIGQUIT'));
     process.on('SIGHUP', () => void runtime.reload());
     process.on('SIGUSR1', () => runtime.logSinks.reopen());
   });

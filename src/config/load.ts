@@ -34,6 +34,25 @@ export interface LoadOptions {
   text?: string | undefined;
 }
 
+/**
+ * nginx's `-g`: directives given on the command line, read as if they ended
+ * the main context of the configuration file. They belong to the process,
+ * not to one load: every reload (and every worker, and the admin API's
+ * validation) reads the file with them, as nginx keeps its `-g` for its whole
+ * life. Set once by the command line before anything loads.
+ */
+let commandLineDirectives: string | undefined;
+/** Shown where a diagnostic's file would be, as nginx says "in command line". */
+export const COMMAND_LINE_SOURCE = '(command line -g)';
+
+export function setCommandLineDirectives(text: string | undefined): void {
+  commandLineDirectives = text;
+}
+
+export function getCommandLineDirectives(): string | undefined {
+  return commandLineDirectives;
+}
+
 export function detectFormat(file: string): ConfigFormat {
   const ext = path.extname(file).toLowerCase();
   if (ext === '.yaml' || ext === '.yml') return 'yaml';
@@ -45,6 +64,9 @@ export function detectFormat(file: string): ConfigFormat {
 export function loadConfig(file: string, options: LoadOptions = {}): LoadedConfig {
   const format = options.format ?? detectFormat(file);
   const absolute = path.resolve(file);
+  if (commandLineDirectives !== undefined && format !== 'nginx') {
+    throw new ConfigError([{ loc: undefined, message: `-g "${commandLineDirectives}": command-line directives apply to nginx-syntax configurations only` }]);
+  }
   const front = format === 'nginx' ? readNginx(absolute, options.text) : readYaml(absolute, options.text);
   const diagnostics = [...front.diagnostics];
   let config: Config | undefined;
@@ -67,11 +89,12 @@ interface FrontEndResult {
 
 function readNginx(file: string, text: string | undefined): FrontEndResult {
   const parsed = text === undefined ? parseNginxFile(file) : parseNginxText(text, file);
-  const translated = translateNginx(parsed.directives);
+  const extra = commandLineDirectives === undefined ? undefined : parseNginxText(commandLineDirectives, COMMAND_LINE_SOURCE, { prefix: path.dirname(file) });
+  const translated = translateNginx(extra === undefined ? parsed.directives : [...parsed.directives, ...extra.directives]);
   return {
     model: translated.model,
     files: parsed.files.length > 0 ? parsed.files : [file],
-    diagnostics: [...parsed.diagnostics, ...translated.diagnostics],
+    diagnostics: [...parsed.diagnostics, ...(extra?.diagnostics ?? []), ...translated.diagnostics],
     warnings: translated.warnings,
     locator: translated.sourceMap,
   };

@@ -3,7 +3,7 @@
  * control plane too: service discovery, the admin listener (API, /metrics,
  * status page), the config watch, signals and the binary upgrade.
  *
- *   SIGHUP   reload            SIGTERM, SIGINT  graceful stop (twice: at once)
+ *   SIGHUP   reload            SIGTERM, SIGINT, SIGQUIT  graceful stop (twice: at once)
  *   SIGUSR1  reopen log files  SIGUSR2          binary upgrade (src/lifecycle/upgrade.ts)
  */
 import * as fs from 'node:fs';
@@ -15,7 +15,8 @@ import { Discovery } from '../discovery/discovery.js';
 import { log } from '../log/error-log.js';
 import { inheritedFdsFromEnv, LISTEN_FDS_ENV, Runtime, type ReloadResult } from '../runtime/runtime.js';
 import { ConfigWatcher } from './config-watch.js';
-import { adminFdKey, HANDOVER_DRAIN_MS, notifyUpgradeReady, removePidFile, spawnReplacement, writePidFile } from './upgrade.js';
+import { movePidFile, pidFileOf, removePidFile, writePidFile } from './pid-file.js';
+import { adminFdKey, HANDOVER_DRAIN_MS, notifyUpgradeReady, spawnReplacement } from './upgrade.js';
 
 export async function runSingle(configPath: string, format: ConfigFormat | undefined): Promise<number> {
   const inherited = inheritedFdsFromEnv();
@@ -68,7 +69,7 @@ export async function runSingle(configPath: string, format: ConfigFormat | undef
     }
     if (loaded.config.watch_config) watcher.watch(loaded.files);
     else watcher.stop();
-    pidFile = loaded.config.pid;
+    pidFile = first ? pidFileOf(loaded) : movePidFile(pidFile, pidFileOf(loaded));
   };
   try {
     await afterConfig(true);
@@ -79,7 +80,7 @@ export async function runSingle(configPath: string, format: ConfigFormat | undef
     return 1;
   }
   closeFds(adminFds);
-  writePidFile(pidFile);
+  writePidFile(pidFile!);
   log().info({ generation: runtime.table?.generation, listeners: runtime.listenerNames(), admin: admin.address }, 'ready');
   notifyUpgradeReady();
 
@@ -120,6 +121,7 @@ export async function runSingle(configPath: string, format: ConfigFormat | undef
     signals.ready({
       SIGTERM: () => stop('SIGTERM'),
       SIGINT: () => stop('SIGINT'),
+      SIGQUIT: () => stop('SIGQUIT'),
       SIGHUP: () => void reload(),
       SIGUSR1: () => runtime.logSinks.reopen(),
       SIGUSR2: () => void upgrade(),
@@ -131,11 +133,11 @@ export async function runSingle(configPath: string, format: ConfigFormat | undef
  * Signal handlers installed once, at the very start, and never swapped: a
  * signal that arrives while starting must neither kill the process (SIGHUP's
  * default action) nor be lost (a handler removed and added again can drop a
- * signal delivered in between). Until ready(), SIGTERM and SIGINT are
+ * signal delivered in between). Until ready(), SIGTERM, SIGINT and SIGQUIT are
  * remembered and acted on then; SIGHUP, SIGUSR1 and SIGUSR2 are ignored.
  */
 export class SignalDispatch {
-  static readonly SIGNALS: NodeJS.Signals[] = ['SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGTERM', 'SIGINT'];
+  static readonly SIGNALS: NodeJS.Signals[] = ['SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGTERM', 'SIGINT', 'SIGQUIT'];
   private actions: Partial<Record<NodeJS.Signals, () => void>> | undefined;
   private early: NodeJS.Signals | undefined;
 
@@ -150,7 +152,7 @@ export class SignalDispatch {
 
   private dispatch(signal: NodeJS.Signals): void {
     if (this.actions === undefined) {
-      if (signal === 'SIGTERM' || signal === 'SIGINT') this.early = signal;
+      if (signal === 'SIGTERM' || signal === 'SIGINT' || signal === 'SIGQUIT') this.early = signal;
       return;
     }
     this.actions[signal]?.();

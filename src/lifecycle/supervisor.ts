@@ -18,7 +18,7 @@ import cluster, { type Worker } from 'node:cluster';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, formatDiagnostic } from '../config/errors.js';
-import { loadConfig, type ConfigFormat, type LoadedConfig } from '../config/load.js';
+import { getCommandLineDirectives, loadConfig, type ConfigFormat, type LoadedConfig } from '../config/load.js';
 import { LogSinks } from '../log/access-log.js';
 import { configureErrorLog, log } from '../log/error-log.js';
 import { compile } from '../runtime/compile.js';
@@ -31,7 +31,8 @@ import { ClusterHealth } from './cluster-health.js';
 import { ClusterOps } from './cluster-ops.js';
 import { isFromWorker, type FromWorker, type ToWorker } from './messages.js';
 import { closeFds, SignalDispatch } from './single.js';
-import { adminFdKey, notifyUpgradeReady, removePidFile, writePidFile } from './upgrade.js';
+import { movePidFile, pidFileOf, removePidFile, writePidFile } from './pid-file.js';
+import { adminFdKey, notifyUpgradeReady } from './upgrade.js';
 
 export interface SupervisorOptions {
   configPath: string;
@@ -68,7 +69,12 @@ export async function runSupervisor(options: SupervisorOptions): Promise<number>
   const inherited = new InheritedSockets(first.table!);
   cluster.setupPrimary({
     exec: path.join(path.dirname(fileURLToPath(import.meta.url)), 'worker-main.js'),
-    args: ['--config', options.configPath, ...(options.format === undefined ? [] : ['--format', options.format])],
+    args: [
+      '--config',
+      options.configPath,
+      ...(options.format === undefined ? [] : ['--format', options.format]),
+      ...(getCommandLineDirectives() === undefined ? [] : ['--global', getCommandLineDirectives()!]),
+    ],
     ...inherited.stdio(),
   });
 
@@ -121,7 +127,7 @@ class Supervisor {
         const adminFd = this.inherited.takeAdmin(checked.loaded);
         await this.ops.configure(checked.loaded, checked.table!, true, adminFd);
         this.health.configure(checked.loaded, this.ops.membership);
-        this.pidFile = checked.loaded.config.pid;
+        this.pidFile = pidFileOf(checked.loaded);
       }
     } catch (err) {
       log().error({ error: `admin listener: ${(err as Error).message}` }, 'failed to start');
@@ -129,8 +135,8 @@ class Supervisor {
       return 1;
     }
     this.inherited.closeAdmin();
+    if (this.pidFile !== undefined) writePidFile(this.pidFile);
     log().info({ workers: this.workers.size }, 'ready');
-    writePidFile(this.pidFile);
     notifyUpgradeReady();
     this.acme.update(checked.acme ?? []);
     return new Promise((resolve) => {
@@ -142,6 +148,7 @@ class Supervisor {
         SIGUSR2: () => void this.ops.upgrade(),
         SIGTERM: stop,
         SIGINT: stop,
+        SIGQUIT: stop,
       });
     });
   }
@@ -220,7 +227,7 @@ class Supervisor {
     if (errors.length === 0) log().info({}, 'reloaded');
     else log().error({ error: errors[0] }, 'reload failed');
     this.ops.noteReload(errors.length === 0);
-    this.pidFile = checked.loaded!.config.pid;
+    if (errors.length === 0) this.pidFile = movePidFile(this.pidFile, pidFileOf(checked.loaded!));
     if (errors.length === 0) this.health.configure(checked.loaded!, this.ops.membership);
     void this.ops.configure(checked.loaded!, checked.table!, false).then(() => pending.resolve(errors.length === 0 ? { ok: true } : { ok: false, error: errors[0]! }));
   }

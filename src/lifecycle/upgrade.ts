@@ -15,7 +15,6 @@
  * workers as inherited descriptors too.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import * as fs from 'node:fs';
 import { log } from '../log/error-log.js';
 import { LISTEN_FDS_ENV } from '../runtime/runtime.js';
 
@@ -88,23 +87,4 @@ export function notifyUpgradeReady(): void {
 export function serverFd(server: unknown): number | undefined {
   const fd = (server as { _handle?: { fd?: number } } | undefined)?._handle?.fd;
   return typeof fd === 'number' && fd >= 0 ? fd : undefined;
-}
-
-/** nginx's `pid` file: written once serving; removed at exit unless a newer process replaced it. */
-export function writePidFile(file: string | undefined): void {
-  if (file === undefined) return;
-  try {
-    fs.writeFileSync(file, `${process.pid}\n`);
-  } catch (err) {
-    log().error({ file, error: (err as Error).message }, 'cannot write the pid file');
-  }
-}
-
-export function removePidFile(file: string | undefined): void {
-  if (file === undefined) return;
-  try {
-    if (fs.readFileSync(file, 'utf8').trim() === String(process.pid)) fs.unlinkSync(file);
-  } catch {
-    // gone already
-  }
 }

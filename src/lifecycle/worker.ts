@@ -123,6 +123,7 @@ export async function runWorker(configPath: string, format: ConfigFormat | undef
   // Signals sent to the whole process group (Ctrl-C) are handled by the supervisor.
   process.on('SIGINT', () => undefined);
   process.on('SIGTERM', () => undefined);
+  process.on('SIGQUIT', () => undefined);
   process.on('SIGHUP', () => undefined);
   process.on('SIGUSR2', () => undefined);
   // A supervisor that died without stopping us: finish what is in flight and go.

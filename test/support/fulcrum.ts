@@ -146,6 +146,19 @@ export class FulcrumProcess {
     return outcome;
   }
 
+  /** Resolves with the exit code once the process exits by itself (or something else stopped it); rejects after `timeoutMs`. */
+  async waitForExit(timeoutMs = 10_000): Promise<number | null> {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`fulcrum did not exit within ${timeoutMs} ms\n${this.stderrText()}`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([this.exited, timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** SIGKILL, resolved once the process is gone. */
   async kill(): Promise<void> {
     if (!this.exitResult) this.child.kill('SIGKILL');

@@ -34,11 +34,15 @@ interface DirectiveSpec {
   apply(d: Directive, frame: Frame, t: Translator): void;
 }
 
-/** Directives nginx has that change nothing in fulcrum; accepted with a warning. */
-const IGNORED: Record<string, { contexts: readonly Context[]; why: string }> = {
+/**
+ * Directives nginx has that change nothing in fulcrum; accepted with a
+ * warning, except with the argument that asks for what fulcrum does anyway
+ * (`daemon off`, as in the seed's `nginx -g "daemon off;"`).
+ */
+const IGNORED: Record<string, { contexts: readonly Context[]; why: string; agrees?: string }> = {
   user: { contexts: ['main'], why: 'fulcrum runs as the user that starts it' },
-  daemon: { contexts: ['main'], why: 'fulcrum always runs in the foreground (use a service manager)' },
-  master_process: { contexts: ['main'], why: 'fulcrum always has one supervisor process' },
+  daemon: { contexts: ['main'], why: 'fulcrum always runs in the foreground (use a service manager)', agrees: 'off' },
+  master_process: { contexts: ['main'], why: 'fulcrum always has one supervisor process', agrees: 'on' },
   worker_rlimit_nofile: { contexts: ['main'], why: 'set the file limit with ulimit or the service manager' },
   worker_cpu_affinity: { contexts: ['main'], why: 'use taskset or the service manager to pin CPUs' },
   pcre_jit: { contexts: ['main'], why: 'fulcrum uses JavaScript regular expressions' },
@@ -115,6 +119,7 @@ export class Translator {
       const ignored = IGNORED[d.name];
       if (ignored !== undefined && ignored.contexts.includes(frame.context)) {
         if (d.block !== undefined) this.error(d, `directive "${d.name}" has no block`);
+        else if (ignored.agrees !== undefined && d.args.length === 1 && d.args[0] === ignored.agrees) return;
         else this.warn(d, `directive "${d.name}" is accepted and ignored: ${ignored.why}`);
         return;
       }
