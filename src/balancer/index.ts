@@ -7,7 +7,7 @@
  * goes through the method, in panic mode when too few servers are healthy.
  */
 import type { UpstreamBlockConfig } from '../config/schema.js';
-import { UnknownVariableError, compileTemplate, type Template } from '../variables/template.js';
+import { UnknownVariableError, compileTemplate, type Template, type VariableScope } from '../variables/template.js';
 import { PanicState, panicGuard } from './panic.js';
 import type { BalancingPolicy, PolicyFactory, ServerSnapshot } from './policy.js';
 import { hash } from './policies/hash.js';
@@ -33,7 +33,7 @@ export interface PolicySetup {
 }
 
 /** The balancing method alone, or an error message (a hash key with an unknown variable...). */
-export function methodFactory(u: Pick<UpstreamBlockConfig, 'balance' | 'name'>): { factory: PolicyFactory; method: string; weighted: boolean } | string {
+export function methodFactory(u: Pick<UpstreamBlockConfig, 'balance' | 'name'>, scope?: VariableScope): { factory: PolicyFactory; method: string; weighted: boolean } | string {
   const b = u.balance;
   switch (b.method) {
     case 'round_robin':
@@ -46,7 +46,7 @@ export function methodFactory(u: Pick<UpstreamBlockConfig, 'balance' | 'name'>):
       if (b.key === undefined || b.key === '') return `upstream "${u.name}": hash needs a key`;
       let key: Template;
       try {
-        key = compileTemplate(b.key);
+        key = compileTemplate(b.key, scope);
       } catch (err) {
         if (err instanceof UnknownVariableError) return `upstream "${u.name}": ${err.message} in the hash key`;
         throw err;
@@ -71,8 +71,8 @@ export function methodFactory(u: Pick<UpstreamBlockConfig, 'balance' | 'name'>):
  * The whole policy stack of an upstream block, or an error message. Called
  * at compile time; the factory runs whenever the group's snapshot changes.
  */
-export function policySetupFor(u: UpstreamBlockConfig): PolicySetup | string {
-  const m = methodFactory(u);
+export function policySetupFor(u: UpstreamBlockConfig, scope?: VariableScope): PolicySetup | string {
+  const m = methodFactory(u, scope);
   if (typeof m === 'string') return m;
   const warnings: string[] = [];
   let factory: (snapshot: ServerSnapshot) => BalancingPolicy = m.factory;

@@ -372,6 +372,23 @@ export const UpstreamBlock = z.strictObject({
 
 // ---------------------------------------------------------------- top level
 
+/**
+ * `map SOURCE $variable { ... }`. Entry keys are matched as nginx does:
+ * strings ignoring case, "~regex" / "~*regex" in order; with `hostnames`,
+ * "*.example.com", ".example.com" and "mail.*" masks too.
+ */
+export const MapBlock = z.strictObject({
+  /** The string to match, with variables: "$http_upgrade". */
+  source: z.string(),
+  /** The variable defined, without '$'. */
+  variable: z.string().regex(/^[A-Za-z0-9_]+$/, 'a map variable name is letters, digits and "_"'),
+  hostnames: z.boolean().default(false),
+  /** The value when nothing matches; '' when not given. */
+  default: z.string().default(''),
+  entries: z.array(z.strictObject({ key: z.string(), value: z.string() })).default([]),
+});
+export type MapBlockConfig = z.infer<typeof MapBlock>;
+
 export const HttpBlock = z.strictObject({
   log_format: z.record(z.string(), LogFormat).default({}),
   upstreams: z.array(UpstreamBlock).default([]),
@@ -381,6 +398,8 @@ export const HttpBlock = z.strictObject({
   resolver_timeout: Duration.default('30s'),
   /** nginx's limit_conn_zone: a named counter keyed by a variable ($binary_remote_addr...). */
   limit_conn_zone: z.array(z.strictObject({ name: z.string().min(1), key: z.string().min(1), size: Size.optional() })).default([]),
+  /** nginx's map: variables whose value is chosen by matching another string (src/variables/map.ts). */
+  map: z.array(MapBlock).default([]),
   ...InheritableSettings,
 });
 

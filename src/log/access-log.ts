@@ -4,7 +4,7 @@
  * per 64 KiB or per 100 ms), so logging does not add a syscall per request.
  */
 import * as fs from 'node:fs';
-import { variableGetter, type Getter } from '../variables/template.js';
+import { variableGetter, type Getter, type VariableScope } from '../variables/template.js';
 import type { VariableContext } from '../variables/context.js';
 
 export const COMBINED_FORMAT = '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"';
@@ -41,14 +41,14 @@ function escapeJson(s: string): string {
 }
 
 /** Compiles a log_format into a formatter; throws on unknown variables. */
-export function compileLogFormat(format: string, escape: Escape): LineFormatter {
+export function compileLogFormat(format: string, escape: Escape, scope?: VariableScope): LineFormatter {
   const esc = escape === 'json' ? escapeJson : escape === 'none' ? (s: string) => s : escapeDefault;
   const parts: (string | Getter)[] = [];
   const re = /\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))/g;
   let last = 0;
   for (const m of format.matchAll(re)) {
     const name = (m[1] ?? m[2])!;
-    const getter = variableGetter(name);
+    const getter = scope?.get(name) ?? variableGetter(name);
     if (getter === undefined) throw new Error(`unknown "${name}" variable`);
     if (m.index! > last) parts.push(format.slice(last, m.index));
     // nginx logs "-" for an empty variable in the default escaping.

@@ -36,7 +36,8 @@ import type { ServerState } from '../upstream/server-state.js';
 import { AcmeChallengeLocations } from '../tls/acme/http01.js';
 import { AcmePlan, certificateFiles } from '../tls/acme/spec.js';
 import type { Member } from './membership.js';
-import { UnknownVariableError, compileTemplate, type Template } from '../variables/template.js';
+import { compileMaps } from '../variables/map.js';
+import { UnknownVariableError, compileTemplate, type Template, type VariableScope } from '../variables/template.js';
 import {
   NextUpstream,
   type AccessRules,
@@ -98,6 +99,8 @@ class Compiler {
   private readonly groupSchemes = new Map<UpstreamGroup, 'http' | 'https'>();
   /** `acme on` servers and the plain servers that answer their HTTP-01 challenges (src/tls/acme/spec.ts). */
   private acme!: AcmePlan;
+  /** The variables the configuration defines (`map`), compiled first: every template may use them. */
+  private scope: VariableScope = new Map();
 
   constructor(
     private readonly loaded: LoadedConfig,
@@ -122,7 +125,7 @@ class Compiler {
 
   template(p: ModelPath, source: string): Template | undefined {
     try {
-      return compileTemplate(source);
+      return compileTemplate(source, this.scope);
     } catch (err) {
       if (err instanceof UnknownVariableError) this.error(p, err.message);
       else throw err;
@@ -133,6 +136,7 @@ class Compiler {
   compile(): RuntimeTable {
     const config = this.loaded.config;
     const http = config.http;
+    this.scope = compileMaps(http.map, (map, entry, message) => this.error(entry === undefined ? ['http', 'map', map] : ['http', 'map', map, 'entries', entry], message));
     this.compileLogFormats(http);
     this.compileUpstreams(http.upstreams);
     // nginx logs every request in the combined format unless told otherwise; fulcrum's default target is stdout.
@@ -159,7 +163,7 @@ class Compiler {
     this.formats.set('json', jsonFormatter());
     for (const [name, f] of Object.entries(http.log_format)) {
       try {
-        this.formats.set(name, compileLogFormat(f.format, f.escape));
+        this.formats.set(name, compileLogFormat(f.format, f.escape, this.scope));
       } catch (err) {
         this.error(['http', 'log_format', name], (err as Error).message);
       }
@@ -277,7 +281,7 @@ class Compiler {
     upstreams.forEach((u, i) => {
       const p = ['http', 'upstreams', i];
       if (this.groups.has(u.name)) return this.error([...p, 'name'], `duplicate upstream "${u.name}"`);
-      const setup = policySetupFor(u);
+      const setup = policySetupFor(u, this.scope);
       if (typeof setup === 'string') return this.error([...p, u.sticky !== undefined && setup.includes('sticky') ? 'sticky' : 'balance'], setup);
       for (const w of setup.warnings) this.warn([...p, u.sticky !== undefined ? 'sticky' : 'name'], w);
       const states: ServerState[] = [];

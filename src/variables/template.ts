@@ -168,16 +168,22 @@ export class UnknownVariableError extends Error {
 const VARIABLE = /\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))/g;
 
 /**
+ * Variables a configuration defines (`map`), by name without '$'; they are
+ * looked up before the built-in ones.
+ */
+export type VariableScope = ReadonlyMap<string, Getter>;
+
+/**
  * Compiles a string with nginx variables. Throws UnknownVariableError naming
  * the first unknown variable.
  */
-export function compileTemplate(source: string): Template {
+export function compileTemplate(source: string, scope?: VariableScope): Template {
   const parts: (string | Getter)[] = [];
   const variables: string[] = [];
   let last = 0;
   for (const m of source.matchAll(VARIABLE)) {
     const name = (m[1] ?? m[2])!;
-    const getter = variableGetter(name);
+    const getter = scope?.get(name) ?? variableGetter(name);
     if (getter === undefined) throw new UnknownVariableError(name);
     if (m.index! > last) parts.push(source.slice(last, m.index));
     parts.push(getter);

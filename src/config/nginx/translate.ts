@@ -827,6 +827,55 @@ const DIRECTIVES: Record<string, DirectiveSpec> = {
   }),
   retry_idempotency_key: scalar(HSL, flag),
   debug_header: scalar(HSL, flag),
+  map: {
+    contexts: ['http'],
+    args: [2, 2],
+    block: true,
+    apply(d, frame, t) {
+      const variable = d.args[1]!;
+      if (!/^\$[A-Za-z0-9_]+$/.test(variable)) return t.error(d, `invalid variable name "${variable}"`);
+      const map: Obj = { source: d.args[0]!, variable: variable.slice(1) };
+      const entries: Obj[] = [];
+      const keys = new Set<string>();
+      const index = t.push(d, frame, 'map', map);
+      for (const e of d.block!) {
+        if (e.block !== undefined) {
+          t.error(e, 'unexpected "{" in a map block');
+          continue;
+        }
+        const special = e.name === 'default' || e.name === 'hostnames' || e.name === 'volatile';
+        if (e.name === 'hostnames' || e.name === 'volatile') {
+          // volatile: fulcrum never caches a map's value within a request.
+          if (e.args.length !== 0) t.error(e, 'invalid number of the map parameters');
+          else if (e.name === 'hostnames') {
+            if (entries.length > 0) t.error(e, '"hostnames" must come before the map\'s values');
+            map.hostnames = true;
+          }
+          continue;
+        }
+        if (e.args.length !== 1) {
+          t.error(e, 'invalid number of the map parameters');
+          continue;
+        }
+        if (special) {
+          if (map.default !== undefined) t.error(e, 'duplicate default map parameter');
+          map.default = e.args[0]!;
+          continue;
+        }
+        // "\\default" is the string "default", not the parameter.
+        const key = e.name.startsWith('\\') ? e.name.slice(1) : e.name;
+        const folded = key.startsWith('~') ? key : key.toLowerCase();
+        if (keys.has(folded)) {
+          t.error(e, `conflicting parameter "${key}"`);
+          continue;
+        }
+        keys.add(folded);
+        t.mark([...frame.path, 'map', index, 'entries', entries.length], e);
+        entries.push({ key, value: e.args[0]! });
+      }
+      map.entries = entries;
+    },
+  },
   limit_conn_zone: {
     contexts: ['http'],
     args: [2, 2],
