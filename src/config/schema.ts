@@ -159,6 +159,15 @@ export const InheritableSettings = {
   index: z.array(z.string()).optional(),
   access: z.array(AccessRule).optional(),
   add_header: z.array(AddHeader).optional(),
+  /**
+   * nginx's error_page: for these codes (of responses fulcrum makes itself),
+   * serve `uri` instead (a local URI, with variables), or redirect to it (a
+   * URL). `response`: the status sent; absent = the original code, -1 = the
+   * status the error page's own handler gives (nginx's bare "=").
+   */
+  error_page: z
+    .array(z.strictObject({ codes: z.array(z.number().int().min(300).max(599)).min(1), response: z.number().int().min(-1).max(599).optional(), uri: z.string().min(1) }))
+    .optional(),
   proxy_connect_timeout: Duration.optional(),
   proxy_read_timeout: Duration.optional(),
   proxy_send_timeout: Duration.optional(),

@@ -24,10 +24,8 @@ export function serveReturn(ex: Exchange, ret: ReturnRuntime, settings: Effectiv
     headers.add('Content-Type', settings.defaultType);
     return ex.respondFull(code, headers, Buffer.from(text, 'utf8'));
   }
-  if (hasErrorPage(code)) {
-    headers.add('Content-Type', 'text/html');
-    return ex.respondFull(code, headers, errorPage(code));
-  }
+  // A bare error code is an error like any other: error_page applies (nginx's special response).
+  if (hasErrorPage(code)) return ex.respondError(code);
   ex.respondFull(code, headers, null);
 }
 

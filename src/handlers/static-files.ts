@@ -41,7 +41,7 @@ export function mimeType(file: string, fallback: string): string {
 }
 
 export function serveStatic(ex: Exchange, files: StaticRuntime, settings: EffectiveSettings): void {
-  const method = ex.request.method;
+  const method = ex.method;
   if (method !== 'GET' && method !== 'HEAD') return ex.reject(405);
   const relative = files.alias !== undefined ? ex.uri.slice(files.alias.prefix.length) : ex.uri;
   const target = path.join(files.directory, relative);

@@ -41,7 +41,7 @@ import { normalizePath } from '../router/normalize.js';
 import { hostWithoutPort } from '../router/server-names.js';
 import { DOUBLE_ZERO } from '../runtime/double-zero.js';
 import { processStats } from '../runtime/stats.js';
-import { NextUpstream, type LimitConnRule, type LocationRuntime, type ProxyRuntime, type VirtualServer } from '../runtime/table.js';
+import { NextUpstream, type ErrorPageRuntime, type LimitConnRule, type LocationRuntime, type ProxyRuntime, type VirtualServer } from '../runtime/table.js';
 import { UpstreamConnection, UpstreamFailure, type UpstreamUser } from '../upstream/connection.js';
 import { decisionHeader } from './decision.js';
 import type { ServerState } from '../upstream/server-state.js';
@@ -114,6 +114,10 @@ export class Exchange implements UpstreamUser, VariableContext {
   serverName = '';
   host = '';
   captures: readonly string[] | null = null;
+  /** error_page redirected this request already: a second error gets the built-in page (nginx's recursive_error_pages off). */
+  private errorPageUsed = false;
+  /** While an error page is served: the status to send (0 none, -1 the page handler's own). */
+  private errorStatus = 0;
   readonly requestId: string;
   readonly connectionId: number;
   readonly connectionRequests: number;
@@ -211,6 +215,11 @@ export class Exchange implements UpstreamUser, VariableContext {
 
   get isFinished(): boolean {
     return this.finished;
+  }
+
+  /** The method handlers see: an error page is fetched with GET (HEAD stays HEAD), as nginx does. */
+  get method(): string {
+    return this.errorPageUsed && this.request.method !== 'HEAD' ? 'GET' : this.request.method;
   }
 
   // =================================================================== routing
@@ -342,6 +351,7 @@ export class Exchange implements UpstreamUser, VariableContext {
   /** Sends a complete response (errors, return, small static answers). */
   respondFull(status: number, headers: HeaderList, body: Buffer | null, noBody = false): void {
     if (this.finished || this.headSentToClient) return;
+    status = this.withErrorStatus(status);
     addOwnHeaders(headers);
     this.addConfiguredHeaders(headers, status);
     this.status = status;
@@ -354,14 +364,64 @@ export class Exchange implements UpstreamUser, VariableContext {
   }
 
   respondError(status: number): void {
+    if (!this.errorPageUsed && !this.headSentToClient && !this.finished) {
+      const page = (this.location?.settings ?? this.server?.settings)?.errorPages.get(status);
+      if (page !== undefined && this.serveErrorPage(page, status)) return;
+    }
     const headers = this.down.responseHeaders();
     headers.add('Content-Type', 'text/html');
     if (this.proxy !== undefined && this.location!.settings.debugHeader) this.addDebugHeaders(headers, undefined);
     this.respondFull(status, headers, errorPage(status));
   }
 
+  /**
+   * nginx's error_page, once per request (recursive_error_pages off): a local
+   * URI is served by the location it matches, as an internal redirect with
+   * the method GET, and the response keeps the error's status (or the one the
+   * page names); a URL is a redirect (302, or the 301/303/307/308 named).
+   * False when the page cannot be served here (a location that proxies:
+   * fulcrum serves error pages from `root`/`alias`/`return` locations), and
+   * the built-in page is sent instead.
+   */
+  private serveErrorPage(page: ErrorPageRuntime, status: number): boolean {
+    this.errorPageUsed = true;
+    const target = page.uri.constant ?? page.uri.expand(this);
+    if (!target.startsWith('/')) {
+      const code = page.response === 301 || page.response === 303 || page.response === 307 || page.response === 308 ? page.response : 302;
+      const headers = this.down.responseHeaders();
+      headers.add('Content-Type', 'text/html');
+      headers.add('Location', target);
+      this.respondFull(code, headers, errorPage(code));
+      return true;
+    }
+    const server = this.server;
+    if (server === undefined) return false;
+    const q = target.indexOf('?');
+    const uri = normalizePath(q < 0 ? target : target.slice(0, q), server.settings.mergeSlashes);
+    const match = uri === undefined ? undefined : server.locations.find(uri);
+    if (match === undefined) {
+      // As nginx: the page's URI matching no location is a 404 of its own.
+      this.respondError(404);
+      return true;
+    }
+    if (match.value.action.kind === 'proxy') return false;
+    this.uri = uri!;
+    this.args = q < 0 ? '' : target.slice(q + 1);
+    this.location = match.value;
+    this.captures = match.captures;
+    this.errorStatus = page.response === 0 ? status : page.response;
+    this.run();
+    return true;
+  }
+
+  /** While an error page is served: the status its successful answer is sent with. */
+  private withErrorStatus(status: number): number {
+    return this.errorStatus > 0 && status >= 200 && status < 300 ? this.errorStatus : status;
+  }
+
   /** Starts a streamed response of a handler (static files). `length` -1 = unknown. */
   beginStream(status: number, headers: HeaderList, length: number): boolean {
+    status = this.withErrorStatus(status);
     addOwnHeaders(headers);
     this.addConfiguredHeaders(headers, status);
     this.status = status;

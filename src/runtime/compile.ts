@@ -44,6 +44,7 @@ import {
   type Action,
   type CompiledAddHeader,
   type EffectiveSettings,
+  type ErrorPageRuntime,
   type HeaderOp,
   type LimitConnRule,
   type ListenerSpec,
@@ -218,6 +219,7 @@ class Compiler {
       index: pick('index') ?? parent.index,
       access: s.access !== undefined ? this.accessRules([...p, 'access'], s.access) : parent.access,
       addHeaders: s.add_header !== undefined ? this.addHeaders([...p, 'add_header'], s.add_header) : parent.addHeaders,
+      errorPages: s.error_page !== undefined ? this.errorPages([...p, 'error_page'], s.error_page) : parent.errorPages,
       retryIdempotencyKey: pick('retry_idempotency_key') ?? parent.retryIdempotencyKey,
       debugHeader: pick('debug_header') ?? parent.debugHeader,
       limitConn: s.limit_conn !== undefined ? this.limitConn([...p, 'limit_conn'], s.limit_conn) : parent.limitConn,
@@ -262,6 +264,17 @@ class Compiler {
       const key = this.template([...p, i], zone.key);
       if (key === undefined) return;
       out.push({ zone: zone.name, limit: r.number, perClientAddress: zone.key === '$binary_remote_addr' || zone.key === '$remote_addr', key, counts: limitZoneCounts(zone.name) });
+    });
+    return out;
+  }
+
+  private errorPages(p: ModelPath, pages: NonNullable<Settings['error_page']>): Map<number, ErrorPageRuntime> {
+    const out = new Map<number, ErrorPageRuntime>();
+    pages.forEach((page, i) => {
+      const uri = this.template([...p, i], page.uri);
+      if (uri === undefined) return;
+      // nginx: the first error_page naming a code wins.
+      for (const code of page.codes) if (!out.has(code)) out.set(code, { uri, response: page.response ?? 0 });
     });
     return out;
   }
@@ -737,6 +750,7 @@ const BASE_SETTINGS: EffectiveSettings = {
   index: ['index.html'],
   access: undefined,
   addHeaders: [],
+  errorPages: new Map(),
   retryIdempotencyKey: false,
   debugHeader: false,
   limitConn: [],

@@ -35,11 +35,21 @@ export interface EffectiveSettings {
   index: readonly string[];
   access: AccessRules | undefined;
   addHeaders: readonly CompiledAddHeader[];
+  /** error_page by status code (inherited as a whole, like nginx: a level with its own error_page keeps none of its parent's). */
+  errorPages: ReadonlyMap<number, ErrorPageRuntime>;
   retryIdempotencyKey: boolean;
   debugHeader: boolean;
   /** limit_conn rules in force here (inherited as a list, like nginx). */
   limitConn: readonly LimitConnRule[];
   limitConnStatus: number;
+}
+
+/** One error_page target. */
+export interface ErrorPageRuntime {
+  /** A local URI ("/50x.html", served by the location it matches) or a URL (redirected to). */
+  uri: Template;
+  /** The status sent: 0 = the original code, -1 = what the error page's handler answers, else this code. */
+  response: number;
 }
 
 /**

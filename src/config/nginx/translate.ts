@@ -771,6 +771,34 @@ const DIRECTIVES: Record<string, DirectiveSpec> = {
   },
   allow: accessRule('allow'),
   deny: accessRule('deny'),
+  error_page: {
+    contexts: HSL,
+    args: [2, Infinity],
+    apply(d, frame, t) {
+      const args = [...d.args];
+      const uri = args.pop()!;
+      let response: number | undefined;
+      const last = args[args.length - 1]!;
+      if (last.startsWith('=')) {
+        args.pop();
+        if (last === '=') response = -1;
+        else {
+          response = /^=\d{3}$/.test(last) ? Number(last.slice(1)) : NaN;
+          if (!(response >= 100 && response <= 599)) return t.error(d, `invalid value "${last}"`);
+        }
+      }
+      if (args.length === 0) return t.error(d, 'invalid number of arguments in "error_page" directive');
+      const codes: number[] = [];
+      for (const a of args) {
+        const code = /^\d{3}$/.test(a) ? Number(a) : NaN;
+        if (!(code >= 300 && code <= 599)) return t.error(d, `value "${a}" must be between 300 and 599`);
+        if (code === 499) return t.error(d, `value "${a}" must be between 300 and 599 and not 499`);
+        codes.push(code);
+      }
+      if (uri.startsWith('@')) return t.error(d, `named locations ("${uri}") are not supported`);
+      t.push(d, frame, 'error_page', response === undefined ? { codes, uri } : { codes, response, uri });
+    },
+  },
   add_header: {
     contexts: HSL,
     args: [2, 3],
