@@ -190,6 +190,13 @@ export const InheritableSettings = {
   /** nginx's limit_conn: a zone declared by limit_conn_zone and the most connections per key. */
   limit_conn: z.array(z.strictObject({ zone: z.string().min(1), number: PositiveInt })).optional(),
   limit_conn_status: z.number().int().min(400).max(599).optional(),
+  /** nginx's limit_req: a zone declared by limit_req_zone, with its burst and delay (src/runtime/limit-req.ts). */
+  limit_req: z
+    .array(z.strictObject({ zone: z.string().min(1), burst: z.number().int().min(0).default(0), nodelay: z.boolean().default(false), delay: z.number().int().min(0).default(0) }))
+    .optional(),
+  limit_req_status: z.number().int().min(400).max(599).optional(),
+  limit_req_dry_run: Flag.optional(),
+  limit_req_log_level: z.enum(['info', 'notice', 'warn', 'error']).optional(),
   ...SslSettings,
 };
 
@@ -407,6 +414,8 @@ export const HttpBlock = z.strictObject({
   resolver_timeout: Duration.default('30s'),
   /** nginx's limit_conn_zone: a named counter keyed by a variable ($binary_remote_addr...). */
   limit_conn_zone: z.array(z.strictObject({ name: z.string().min(1), key: z.string().min(1), size: Size.optional() })).default([]),
+  /** nginx's limit_req_zone: `rate` in requests per second (10r/m is 0.1666...). */
+  limit_req_zone: z.array(z.strictObject({ name: z.string().min(1), key: z.string().min(1), size: Size, rate: z.number().positive() })).default([]),
   /** nginx's map: variables whose value is chosen by matching another string (src/variables/map.ts). */
   map: z.array(MapBlock).default([]),
   ...InheritableSettings,

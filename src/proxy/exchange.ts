@@ -41,7 +41,9 @@ import { normalizePath } from '../router/normalize.js';
 import { hostWithoutPort } from '../router/server-names.js';
 import { DOUBLE_ZERO } from '../runtime/double-zero.js';
 import { processStats } from '../runtime/stats.js';
-import { NextUpstream, type ErrorPageRuntime, type LimitConnRule, type LocationRuntime, type ProxyRuntime, type VirtualServer } from '../runtime/table.js';
+import { log } from '../log/error-log.js';
+import { checkLimitReq } from '../runtime/limit-req.js';
+import { NextUpstream, type EffectiveSettings, type ErrorPageRuntime, type LimitConnRule, type LocationRuntime, type ProxyRuntime, type VirtualServer } from '../runtime/table.js';
 import { UpstreamConnection, UpstreamFailure, type UpstreamUser } from '../upstream/connection.js';
 import { decisionHeader } from './decision.js';
 import type { ServerState } from '../upstream/server-state.js';
@@ -116,6 +118,8 @@ export class Exchange implements UpstreamUser, VariableContext {
   captures: readonly string[] | null = null;
   /** error_page redirected this request already: a second error gets the built-in page (nginx's recursive_error_pages off). */
   private errorPageUsed = false;
+  /** limit_req: how long this request waits before it runs (ms). */
+  private rateDelayMs = 0;
   /** While an error page is served: the status to send (0 none, -1 the page handler's own). */
   private errorStatus = 0;
   readonly requestId: string;
@@ -271,9 +275,29 @@ export class Exchange implements UpstreamUser, VariableContext {
       this.reject(413);
       return false;
     }
+    if (settings.limitReq.length !== 0 && !this.admitRate(settings)) return false;
     if (settings.limitConn.length !== 0 && !this.admitLimits(settings.limitConn)) {
       this.reject(settings.limitConnStatus);
       return false;
+    }
+    return true;
+  }
+
+  /** limit_req: refuses the request (limit_req_status), or lets it through, perhaps after a delay (run() waits it out). */
+  private admitRate(settings: EffectiveSettings): boolean {
+    const verdict = checkLimitReq(settings.limitReq, (rule) => rule.key.expand(this), turnNow());
+    const refused = verdict.refusedBy;
+    if (refused !== undefined) {
+      log()[settings.limitReqLogLevel]({ zone: refused.zone.name, excess: (verdict.excess / 1000).toFixed(3), client: this.remoteAddr, dryRun: settings.limitReqDryRun }, 'limiting requests');
+      if (settings.limitReqDryRun) return true;
+      this.reject(settings.limitReqStatus);
+      return false;
+    }
+    if (verdict.delayMs > 0) {
+      // nginx logs a delay one level below a refusal.
+      const level = settings.limitReqLogLevel === 'error' ? 'warn' : 'info';
+      log()[level]({ client: this.remoteAddr, delayMs: verdict.delayMs, dryRun: settings.limitReqDryRun }, 'delaying request');
+      if (!settings.limitReqDryRun) this.rateDelayMs = verdict.delayMs;
     }
     return true;
   }
@@ -311,8 +335,20 @@ export class Exchange implements UpstreamUser, VariableContext {
     }
   }
 
-  /** Runs the matched location's handler. */
+  /** Runs the matched location's handler (after limit_req's delay, if it set one). */
   run(): void {
+    if (this.rateDelayMs > 0) {
+      const ms = this.rateDelayMs;
+      this.rateDelayMs = 0;
+      // Body bytes wait with the request: the client is paused until it runs.
+      if (this.location!.action.kind === 'proxy' && !this.requestBodyDone) this.down.pauseRequestBody();
+      setTimeout(() => {
+        if (this.finished) return;
+        if (this.location!.action.kind === 'proxy' && !this.requestBodyDone) this.down.resumeRequestBody();
+        this.run();
+      }, ms);
+      return;
+    }
     const location = this.location!;
     const action = location.action;
     switch (action.kind) {

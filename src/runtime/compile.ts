@@ -37,6 +37,7 @@ import { AcmeChallengeLocations } from '../tls/acme/http01.js';
 import { AcmePlan, certificateFiles } from '../tls/acme/spec.js';
 import type { Member } from './membership.js';
 import { compileMaps } from '../variables/map.js';
+import { LimitReqZone, limitReqZone } from './limit-req.js';
 import { UnknownVariableError, compileTemplate, type Template, type VariableScope } from '../variables/template.js';
 import {
   NextUpstream,
@@ -47,6 +48,7 @@ import {
   type ErrorPageRuntime,
   type HeaderOp,
   type LimitConnRule,
+  type LimitReqRule,
   type ListenerSpec,
   type LocationRuntime,
   type ProxyRuntime,
@@ -224,6 +226,10 @@ class Compiler {
       debugHeader: pick('debug_header') ?? parent.debugHeader,
       limitConn: s.limit_conn !== undefined ? this.limitConn([...p, 'limit_conn'], s.limit_conn) : parent.limitConn,
       limitConnStatus: pick('limit_conn_status') ?? parent.limitConnStatus,
+      limitReq: s.limit_req !== undefined ? this.limitReq([...p, 'limit_req'], s.limit_req) : parent.limitReq,
+      limitReqStatus: pick('limit_req_status') ?? parent.limitReqStatus,
+      limitReqDryRun: pick('limit_req_dry_run') ?? parent.limitReqDryRun,
+      limitReqLogLevel: pickLogLevel(pick('limit_req_log_level')) ?? parent.limitReqLogLevel,
     };
   }
 
@@ -264,6 +270,23 @@ class Compiler {
       const key = this.template([...p, i], zone.key);
       if (key === undefined) return;
       out.push({ zone: zone.name, limit: r.number, perClientAddress: zone.key === '$binary_remote_addr' || zone.key === '$remote_addr', key, counts: limitZoneCounts(zone.name) });
+    });
+    return out;
+  }
+
+  private limitReq(p: ModelPath, rules: NonNullable<Settings['limit_req']>): LimitReqRule[] {
+    const out: LimitReqRule[] = [];
+    rules.forEach((r, i) => {
+      const zone = this.loaded.config.http.limit_req_zone.find((z) => z.name === r.zone);
+      if (zone === undefined) return this.error([...p, i], `zero size shared memory zone "${r.zone}" (no limit_req_zone declares it)`);
+      const key = this.template([...p, i], zone.key);
+      if (key === undefined) return;
+      out.push({
+        zone: this.deps.dryRun === true ? new LimitReqZone(zone.name, zone.rate * 1000, 1) : limitReqZone(zone.name, Math.round(zone.rate * 1000), zone.size),
+        key,
+        burst: r.burst * 1000,
+        delay: r.nodelay ? Infinity : r.delay * 1000,
+      });
     });
     return out;
   }
@@ -690,6 +713,11 @@ function checkCertificatePair(certFile: string, keyFile: string): string | undef
 /** Request counters of limit_conn zones, by zone name: they outlive reloads, as requests in flight do. */
 const LIMIT_ZONE_COUNTS = new Map<string, Map<string, number>>();
 
+/** nginx's levels as fulcrum's log has them (notice is info). */
+function pickLogLevel(level: 'info' | 'notice' | 'warn' | 'error' | undefined): 'info' | 'warn' | 'error' | undefined {
+  return level === 'notice' ? 'info' : level;
+}
+
 function limitZoneCounts(zone: string): Map<string, number> {
   let counts = LIMIT_ZONE_COUNTS.get(zone);
   if (counts === undefined) LIMIT_ZONE_COUNTS.set(zone, (counts = new Map()));
@@ -755,6 +783,10 @@ const BASE_SETTINGS: EffectiveSettings = {
   debugHeader: false,
   limitConn: [],
   limitConnStatus: 503,
+  limitReq: [],
+  limitReqStatus: 503,
+  limitReqDryRun: false,
+  limitReqLogLevel: 'error',
 };
 
 /**

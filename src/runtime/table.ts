@@ -42,7 +42,17 @@ export interface EffectiveSettings {
   /** limit_conn rules in force here (inherited as a list, like nginx). */
   limitConn: readonly LimitConnRule[];
   limitConnStatus: number;
+  /** limit_req rules in force here (inherited as a list, like nginx). */
+  limitReq: readonly LimitReqRule[];
+  limitReqStatus: number;
+  /** limit_req_dry_run: rules are counted but never refuse or delay. */
+  limitReqDryRun: boolean;
+  /** Where refusals are logged (nginx's limit_req_log_level, default error); delays one level lower. */
+  limitReqLogLevel: 'info' | 'warn' | 'error';
 }
+
+export type { LimitReqRule } from './limit-req.js';
+import type { LimitReqRule } from './limit-req.js';
 
 /** One error_page target. */
 export interface ErrorPageRuntime {

@@ -924,6 +924,62 @@ const DIRECTIVES: Record<string, DirectiveSpec> = {
     },
   },
   limit_conn_status: scalar(HSL, (d, t, a) => integer(d, t, a, 400)),
+  limit_req_zone: {
+    contexts: ['http'],
+    args: [3, 4],
+    apply(d, frame, t) {
+      const entry: Obj = { key: d.args[0]! };
+      for (const a of d.args.slice(1)) {
+        const zone = /^zone=([^:]+):(.+)$/.exec(a);
+        const rate = /^rate=([0-9]+)r\/([sm])$/.exec(a);
+        if (zone !== null) {
+          entry.name = zone[1]!;
+          entry.size = size(d, t, zone[2]!);
+          if (entry.size === undefined) return;
+        } else if (rate !== null) {
+          if (+rate[1]! === 0) return t.error(d, `invalid rate "${a}"`);
+          entry.rate = rate[2] === 's' ? +rate[1]! : +rate[1]! / 60;
+        } else if (a !== 'sync') {
+          return t.error(d, a.startsWith('rate=') ? `invalid rate "${a}"` : `invalid parameter "${a}"`);
+        }
+      }
+      if (entry.name === undefined) return t.error(d, `"${d.name}" must have "zone" parameter`);
+      if (entry.rate === undefined) entry.rate = 1; // nginx's default rate is 1r/s
+      t.push(d, frame, 'limit_req_zone', entry);
+    },
+  },
+  limit_req: {
+    contexts: HSL,
+    args: [1, 3],
+    apply(d, frame, t) {
+      const entry: Obj = {};
+      for (const a of d.args) {
+        const m = /^(zone|burst|delay)=(.*)$/.exec(a);
+        if (a === 'nodelay') entry.nodelay = true;
+        else if (m === null) return t.error(d, `invalid parameter "${a}"`);
+        else if (m[1] === 'zone') entry.zone = m[2]!;
+        else {
+          const n = /^[0-9]+$/.test(m[2]!) ? +m[2]! : NaN;
+          if (!(n >= (m[1] === 'burst' ? 1 : 0))) return t.error(d, `invalid ${m[1]} value "${m[2]}"`);
+          entry[m[1]!] = n;
+        }
+      }
+      if (entry.zone === undefined) return t.error(d, `"${d.name}" must have "zone" parameter`);
+      if (entry.nodelay === true && entry.delay !== undefined) return t.error(d, '"delay" and "nodelay" cannot be used together');
+      t.push(d, frame, 'limit_req', entry);
+    },
+  },
+  limit_req_status: scalar(HSL, (d, t, a) => {
+    const n = integer(d, t, a, 400);
+    if (n !== undefined && n > 599) return void t.error(d, `value must be between 400 and 599`);
+    return n;
+  }),
+  limit_req_dry_run: scalar(HSL, (d, t, a) => flag(d, t, a)),
+  limit_req_log_level: scalar(HSL, (d, t, a) => {
+    if (['info', 'notice', 'warn', 'error'].includes(a)) return a;
+    t.error(d, `invalid value "${a}" in "${d.name}" directive`);
+    return undefined;
+  }),
 
   // ---- TLS (http or server)
   ssl_certificate: {
