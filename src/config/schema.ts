@@ -215,6 +215,8 @@ const LocationFields = {
   proxy_pass: z.string().optional(),
   return: ReturnAction.optional(),
   alias: z.string().optional(),
+  /** nginx's try_files: files (with variables; "name/" is a directory) tried in order, then the last: a URI, @name or =code. */
+  try_files: z.array(z.string().min(1)).min(2).optional(),
   ...InheritableSettings,
 };
 

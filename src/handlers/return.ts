@@ -30,7 +30,7 @@ export function serveReturn(ex: Exchange, ret: ReturnRuntime, settings: Effectiv
 }
 
 /** nginx (absolute_redirect on) makes a relative redirect absolute with the request's scheme, host and port. */
-function absoluteLocation(ex: Exchange, url: string): string {
+export function absoluteLocation(ex: Exchange, url: string): string {
   if (!url.startsWith('/')) return url;
   const defaultPort = ex.scheme === 'https' ? 443 : 80;
   const port = ex.serverPort === defaultPort ? '' : ':' + ex.serverPort;

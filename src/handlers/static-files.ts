@@ -11,6 +11,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Exchange } from '../proxy/exchange.js';
+import { errorPage } from '../proxy/error-pages.js';
+import { absoluteLocation } from './return.js';
 import type { EffectiveSettings, StaticRuntime } from '../runtime/table.js';
 
 const MIME: Record<string, string> = {
@@ -69,9 +71,10 @@ async function serve(ex: Exchange, target: string, settings: EffectiveSettings, 
     if (ex.isFinished) return;
     if (stat.isDirectory()) {
       const headers = ex.down.responseHeaders();
-      headers.add('Location', ex.uri + '/' + (ex.args === '' ? '' : '?' + ex.args));
+      // As nginx: an absolute URL, and its built-in page as the body.
+      headers.add('Location', absoluteLocation(ex, ex.uri + '/' + (ex.args === '' ? '' : '?' + ex.args)));
       headers.add('Content-Type', 'text/html');
-      return ex.respondFull(301, headers, null);
+      return ex.respondFull(301, headers, errorPage(301));
     }
     if (!stat.isFile()) return ex.respondError(404);
     const etag = `"${Math.floor(stat.mtimeMs / 1000).toString(16)}-${stat.size.toString(16)}"`;

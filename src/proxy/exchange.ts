@@ -26,6 +26,8 @@
  * The exchange is a state machine driven by callbacks from the downstream
  * (client) and the UpstreamConnection; it allocates no closures per request.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { LAST_CHUNK } from '../http/chunked.js';
 import { NameSet } from '../http/name-set.js';
 import type { RequestHead } from '../http/request-head.js';
@@ -43,7 +45,7 @@ import { DOUBLE_ZERO } from '../runtime/double-zero.js';
 import { processStats } from '../runtime/stats.js';
 import { log } from '../log/error-log.js';
 import { checkLimitReq } from '../runtime/limit-req.js';
-import { NextUpstream, type EffectiveSettings, type ErrorPageRuntime, type LimitConnRule, type LocationRuntime, type ProxyRuntime, type VirtualServer } from '../runtime/table.js';
+import { NextUpstream, type EffectiveSettings, type ErrorPageRuntime, type TryFilesRuntime, type LimitConnRule, type LocationRuntime, type ProxyRuntime, type VirtualServer } from '../runtime/table.js';
 import { UpstreamConnection, UpstreamFailure, type UpstreamUser } from '../upstream/connection.js';
 import { decisionHeader } from './decision.js';
 import type { ServerState } from '../upstream/server-state.js';
@@ -75,6 +77,8 @@ const enum FailKind {
 
 const NON_IDEMPOTENT = new NameSet(['POST', 'LOCK', 'PATCH']);
 const MIN_REPLAY_BYTES = 16 * 1024;
+/** nginx's limit on internal redirects in one request (NGX_HTTP_MAX_URI_CHANGES). */
+const MAX_INTERNAL_REDIRECTS = 10;
 const LAST_CHUNK_BUF = Buffer.from(LAST_CHUNK, 'latin1');
 const CRLF_BUF = Buffer.from('\r\n', 'latin1');
 
@@ -120,6 +124,10 @@ export class Exchange implements UpstreamUser, VariableContext {
   private errorPageUsed = false;
   /** limit_req: how long this request waits before it runs (ms). */
   private rateDelayMs = 0;
+  /** try_files was checked for this location (a redirect to another location checks again). */
+  private triedFilesFor: LocationRuntime | undefined = undefined;
+  /** Internal redirects so far (try_files fallbacks). */
+  private redirects = 0;
   /** While an error page is served: the status to send (0 none, -1 the page handler's own). */
   private errorStatus = 0;
   readonly requestId: string;
@@ -335,6 +343,63 @@ export class Exchange implements UpstreamUser, VariableContext {
     }
   }
 
+  /**
+   * An internal redirect (try_files' fallback): the request is routed again
+   * to `target`, a URI (with its own arguments) or a named location, as
+   * nginx does; more than 10 in one request is a loop (500).
+   */
+  internalRedirect(target: string): void {
+    const server = this.server!;
+    this.triedFilesFor = undefined;
+    if (++this.redirects > MAX_INTERNAL_REDIRECTS) {
+      log().error({ uri: this.uri, target }, 'rewrite or internal redirection cycle');
+      return this.respondError(500);
+    }
+    if (target.startsWith('@')) {
+      const named = server.named.get(target);
+      if (named === undefined) return this.respondError(500);
+      this.location = named;
+      this.captures = null;
+      return this.run();
+    }
+    const q = target.indexOf('?');
+    const uri = normalizePath(q < 0 ? target : target.slice(0, q), server.settings.mergeSlashes);
+    if (uri === undefined) return this.respondError(400);
+    this.uri = uri;
+    if (q >= 0) this.args = target.slice(q + 1);
+    const match = server.locations.find(uri);
+    if (match === undefined) return this.respondError(404);
+    this.location = match.value;
+    this.captures = match.captures;
+    this.run();
+  }
+
+  /** try_files: the first candidate that exists becomes $uri and the location's action serves it; else the fallback. */
+  private async tryFiles(location: LocationRuntime, t: TryFilesRuntime): Promise<void> {
+    for (const candidate of t.candidates) {
+      const value = candidate.constant ?? candidate.expand(this);
+      if (value === '') continue;
+      // As nginx: a candidate written with a final "/" must be a directory, and $uri becomes it without that "/".
+      const directory = candidate.source.endsWith('/');
+      const relative = t.files.alias !== undefined && value.startsWith(t.files.alias.prefix) ? value.slice(t.files.alias.prefix.length) : value;
+      const file = path.join(t.files.directory, relative);
+      const base = path.resolve(t.files.directory);
+      if (file !== base && !file.startsWith(base.endsWith(path.sep) ? base : base + path.sep)) continue;
+      const found = await fs.promises.stat(file).then(
+        (st) => (directory ? st.isDirectory() : st.isFile()),
+        () => false,
+      );
+      if (this.finished) return;
+      if (!found) continue;
+      this.uri = directory ? value.slice(0, -1) : value;
+      this.triedFilesFor = location;
+      return this.run();
+    }
+    if (this.finished) return;
+    if (t.fallback.code !== undefined) return this.respondError(t.fallback.code);
+    this.internalRedirect(t.fallback.uri.constant ?? t.fallback.uri.expand(this));
+  }
+
   /** Runs the matched location's handler (after limit_req's delay, if it set one). */
   run(): void {
     if (this.rateDelayMs > 0) {
@@ -350,6 +415,14 @@ export class Exchange implements UpstreamUser, VariableContext {
       return;
     }
     const location = this.location!;
+    if (location.tryFiles !== undefined && this.triedFilesFor !== location) {
+      this.triedFilesFor = location;
+      // Body bytes wait while files are looked up: the fallback may be a location that proxies.
+      if (!this.requestBodyDone && this.request.hasBody) this.down.pauseRequestBody();
+      void this.tryFiles(location, location.tryFiles);
+      return;
+    }
+    if (location.tryFiles !== undefined && !this.requestBodyDone && this.request.hasBody && location.action.kind !== 'proxy') this.down.resumeRequestBody();
     const action = location.action;
     switch (action.kind) {
       case 'return':
@@ -432,6 +505,15 @@ export class Exchange implements UpstreamUser, VariableContext {
     }
     const server = this.server;
     if (server === undefined) return false;
+    if (target.startsWith('@')) {
+      const named = server.named.get(target);
+      if (named === undefined || named.action.kind === 'proxy') return false;
+      this.location = named;
+      this.captures = null;
+      this.errorStatus = page.response === 0 ? status : page.response;
+      this.run();
+      return true;
+    }
     const q = target.indexOf('?');
     const uri = normalizePath(q < 0 ? target : target.slice(0, q), server.settings.mergeSlashes);
     const match = uri === undefined ? undefined : server.locations.find(uri);
@@ -631,8 +713,9 @@ export class Exchange implements UpstreamUser, VariableContext {
       lendable = false;
     }
     if (this.proxy === undefined) {
-      // Before run(): body bytes that came with the head are held until the request is sent.
-      if (this.location?.action.kind === 'proxy') {
+      // Before run(): body bytes that came with the head are held until the request is sent
+      // (and, behind try_files, until it is known where the request goes).
+      if (this.location?.action.kind === 'proxy' || this.location?.tryFiles !== undefined) {
         this.keepForReplay(chunk);
         this.held.push(chunk);
       }

@@ -50,6 +50,7 @@ import {
   type LimitConnRule,
   type LimitReqRule,
   type ListenerSpec,
+  type TryFilesRuntime,
   type LocationRuntime,
   type ProxyRuntime,
   type ReturnRuntime,
@@ -387,6 +388,7 @@ class Compiler {
   private compileServer(s: ServerBlockConfig, p: ModelPath, http: HttpBlockConfig, httpSettings: EffectiveSettings): VirtualServer {
     const settings = this.settings(httpSettings, s, p);
     const locations = this.compileLocations(s.locations, [...p, 'locations'], settings, { http, server: s, chain: [] });
+    const named = this.namedLocations(s, p, settings, http);
     let serverReturn: ReturnRuntime | undefined;
     if (s.return !== undefined) serverReturn = this.returnRuntime([...p, 'return'], s.return);
     else if (s.redirect_https === true) serverReturn = { code: 301, text: this.template([...p, 'redirect_https'], 'https://$host$request_uri') };
@@ -398,10 +400,59 @@ class Compiler {
       primaryName: names[0] ?? '',
       settings,
       locations: tokenDir === undefined ? locations : new AcmeChallengeLocations(tokenDir, locations, settings, serverReturn),
+      named,
       serverReturn: tokenDir === undefined ? serverReturn : undefined,
       hstsSeconds: Math.floor((s.hsts ?? 0) / 1000),
       label: `server ${names[0] ?? '""'}`,
     };
+  }
+
+  /**
+   * `location @name` blocks (server level only, as nginx): reached by
+   * try_files. Like nginx, one cannot nest locations, use alias, or give
+   * proxy_pass a URI part.
+   */
+  private namedLocations(s: ServerBlockConfig, p: ModelPath, settings: EffectiveSettings, http: HttpBlockConfig): Map<string, LocationRuntime> {
+    const named = new Map<string, LocationRuntime>();
+    s.locations.forEach((loc, i) => {
+      if (!loc.location.startsWith('@')) return;
+      const lp = [...p, 'locations', i];
+      if (named.has(loc.location)) return this.error([...lp, 'location'], `duplicate location "${loc.location}"`);
+      if (loc.locations.length > 0) return this.error([...lp, 'locations', 0, 'location'], `location "${loc.locations[0]!.location}" cannot be inside the named location "${loc.location}"`);
+      if (loc.alias !== undefined) return this.error([...lp, 'alias'], `"alias" cannot be used inside the named location "${loc.location}"`);
+      // Matched like a regex location for what proxy_pass may say (no URI part).
+      const match = { kind: 'regex' as const, pattern: loc.location };
+      const lsettings = this.settings(settings, loc, lp);
+      const chain = [loc];
+      const action = this.action(loc, lp, match, chain, { http, server: s });
+      if (action === undefined) return;
+      named.set(loc.location, { label: `location ${loc.location}`, match, settings: lsettings, action, tryFiles: this.tryFiles(loc, lp, action, chain, { http, server: s }) });
+    });
+    return named;
+  }
+
+  /** try_files of a location; it applies before a static or proxy action (a `return` answers first, as in nginx). */
+  private tryFiles(loc: LocationBlockConfig, p: ModelPath, action: Action, chain: readonly LocationBlockConfig[], scope: { http: HttpBlockConfig; server: ServerBlockConfig }): TryFilesRuntime | undefined {
+    const args = loc.try_files;
+    if (args === undefined || action.kind === 'return') return undefined;
+    const tp = [...p, 'try_files'];
+    const root = inherit(chain, scope, 'root');
+    const files = action.kind === 'static' ? action.files : { directory: root === undefined ? this.resolvePath('html') : this.resolvePath(root), alias: undefined };
+    const candidates: Template[] = [];
+    for (const a of args.slice(0, -1)) {
+      const t = this.template(tp, a);
+      if (t === undefined) return undefined;
+      candidates.push(t);
+    }
+    const last = args[args.length - 1]!;
+    if (last.startsWith('=')) return { candidates, files, fallback: { code: Number(last.slice(1)) } };
+    const uri = this.template(tp, last);
+    if (uri === undefined) return undefined;
+    if (last.startsWith('@') && !scope.server.locations.some((l) => l.location === last)) {
+      this.error(tp, `no location "${last}" in this server (try_files)`);
+      return undefined;
+    }
+    return { candidates, files, fallback: { uri } };
   }
 
   private compileLocations(
@@ -413,6 +464,7 @@ class Compiler {
     const compiled: MatchableLocation<LocationRuntime>[] = [];
     const seen = new Set<string>();
     locations.forEach((loc, i) => {
+      if (loc.location.startsWith('@')) return; // named: compiled by namedLocations
       const lp = [...p, i];
       const match = parseLocationMatch(loc.location);
       if ('error' in match) return this.error([...lp, 'location'], match.error);
@@ -439,7 +491,8 @@ class Compiler {
       const action = this.action(loc, lp, match, chain, scope);
       const children = loc.locations.length > 0 ? this.compileLocations(loc.locations, [...lp, 'locations'], settings, { ...scope, chain }) : undefined;
       if (action === undefined) return;
-      compiled.push({ match, regex, children, value: { label: `location ${loc.location}`, match, settings, action } });
+      const tryFiles = this.tryFiles(loc, lp, action, chain, scope);
+      compiled.push({ match, regex, children, value: { label: `location ${loc.location}`, match, settings, action, tryFiles } });
     });
     return new LocationMatcher(compiled);
   }

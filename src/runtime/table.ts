@@ -163,6 +163,17 @@ export interface LocationRuntime {
   readonly match: LocationPattern;
   readonly settings: EffectiveSettings;
   readonly action: Action;
+  /** try_files: checked before the action runs. */
+  readonly tryFiles?: TryFilesRuntime;
+}
+
+/** nginx's try_files: the first candidate that exists is served; else the fallback. */
+export interface TryFilesRuntime {
+  /** Under the location's root (or alias); a candidate ending in "/" must be a directory. */
+  readonly candidates: readonly Template[];
+  readonly files: StaticRuntime;
+  /** An internal redirect to a URI (with variables) or a named location ("@name"), or an error code. */
+  readonly fallback: { uri: Template; code?: undefined } | { uri?: undefined; code: number };
 }
 
 export interface VirtualServer {
@@ -171,6 +182,8 @@ export interface VirtualServer {
   readonly primaryName: string;
   readonly settings: EffectiveSettings;
   readonly locations: LocationMatcher<LocationRuntime>;
+  /** `location @name`: reached only by try_files and error_page. */
+  readonly named: ReadonlyMap<string, LocationRuntime>;
   /** A server-level `return` or `redirect_https`, applied before location matching. */
   readonly serverReturn: ReturnRuntime | undefined;
   /** HSTS max-age in seconds, 0 = none. */

@@ -98,7 +98,6 @@ describe('error_page errors', { concurrency: 4 }, () => {
     { name: 'a code below 300', directive: 'error_page 200 /x.html;', message: /value "200" must be between 300 and 599/ },
     { name: 'a bad =response', directive: 'error_page 502 =abc /x.html;', message: /invalid value "=abc"/ },
     { name: 'no code', directive: 'error_page =200 /x.html;', message: /invalid number of arguments in "error_page"/ },
-    { name: 'a named location', directive: 'error_page 502 @fallback;', message: /named locations \("@fallback"\) are not supported/ },
     { name: 'an unknown variable', directive: 'error_page 502 /x.html?from=$nope;', message: /unknown "nope" variable/ },
   ];
   for (const c of cases) {

@@ -576,7 +576,9 @@ const DIRECTIVES: Record<string, DirectiveSpec> = {
       if (d.args.length === 2 && !['=', '~', '~*', '^~'].includes(d.args[0]!)) {
         return t.error(d, `invalid location modifier "${d.args[0]}"`);
       }
-      if (d.args[0]!.startsWith('@')) return t.error(d, `named locations ("${d.args[0]}") are not supported`);
+      if (d.args[0]!.startsWith('@') && (d.args.length !== 1 || frame.context !== 'server')) {
+        return t.error(d, d.args.length !== 1 ? `invalid location modifier "${d.args[0]}"` : `named location "${d.args[0]}" can be on the server level only`);
+      }
       const location: Obj = { location: match };
       const child = t.child(frame, 'locations', 'location', d, location);
       t.mark([...child.path, 'location'], d);
@@ -603,6 +605,15 @@ const DIRECTIVES: Record<string, DirectiveSpec> = {
   // ---- location
   proxy_pass: scalar(['location'], text),
   alias: scalar(['location'], text),
+  try_files: {
+    contexts: ['location'],
+    args: [2, Infinity],
+    apply(d, frame, t) {
+      const last = d.args[d.args.length - 1]!;
+      if (last.startsWith('=') && !/^=\d{3}$/.test(last)) return t.error(d, `invalid code "${last}"`);
+      t.setOnce(d, frame, 'try_files', [...d.args]);
+    },
+  },
 
   // ---- upstream
   keepalive: scalar(['upstream'], (d, t, a) => integer(d, t, a, 0)),
@@ -795,7 +806,6 @@ const DIRECTIVES: Record<string, DirectiveSpec> = {
         if (code === 499) return t.error(d, `value "${a}" must be between 300 and 599 and not 499`);
         codes.push(code);
       }
-      if (uri.startsWith('@')) return t.error(d, `named locations ("${uri}") are not supported`);
       t.push(d, frame, 'error_page', response === undefined ? { codes, uri } : { codes, response, uri });
     },
   },
