@@ -168,6 +168,7 @@ export const InheritableSettings = {
   error_page: z
     .array(z.strictObject({ codes: z.array(z.number().int().min(300).max(599)).min(1), response: z.number().int().min(-1).max(599).optional(), uri: z.string().min(1) }))
     .optional(),
+  proxy_intercept_errors: Flag.optional(),
   proxy_connect_timeout: Duration.optional(),
   proxy_read_timeout: Duration.optional(),
   proxy_send_timeout: Duration.optional(),

@@ -800,6 +800,12 @@ export class Exchange implements UpstreamUser, VariableContext {
     }
     server.responses[Math.min(Math.floor(head.status / 100), 5)]!++;
     this.upstreamHeaders = head;
+    if (head.status >= 300 && this.location!.settings.interceptErrors && !this.errorPageUsed && this.location!.settings.errorPages.has(head.status)) {
+      // proxy_intercept_errors: the upstream's answer is dropped (its connection with it) and the error page is served instead.
+      this.dropUpstream();
+      if (!this.requestBodyDone) this.clientWantsKeepAlive = false;
+      return this.respondError(head.status);
+    }
     this.phase = Phase.Streaming;
     this.relayHead(head, body, complete, conn);
   }

@@ -37,6 +37,8 @@ export interface EffectiveSettings {
   addHeaders: readonly CompiledAddHeader[];
   /** error_page by status code (inherited as a whole, like nginx: a level with its own error_page keeps none of its parent's). */
   errorPages: ReadonlyMap<number, ErrorPageRuntime>;
+  /** proxy_intercept_errors: upstream responses with an error_page code get that page instead. */
+  interceptErrors: boolean;
   retryIdempotencyKey: boolean;
   debugHeader: boolean;
   /** limit_conn rules in force here (inherited as a list, like nginx). */

@@ -3,23 +3,26 @@
  * upstream's 502, a missing file's 404, `return 404`), with the error's
  * status, `=CODE` and `=` overrides, redirects to URLs, inheritance (a level
  * with its own error_page keeps none of its parent's), one redirect per
- * request, HEAD and POST. Every expectation was read from nginx 1.22 with
+ * request, HEAD and POST; with proxy_intercept_errors, upstream errors too. Every expectation was read from nginx 1.22 with
  * the same config.
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawnBackends, type TestBackends } from '../support/backends.js';
 import { runFulcrum, startFulcrum, type FulcrumProcess } from '../support/fulcrum.js';
 import { request } from '../support/http-client.js';
 import { freePorts } from '../support/ports.js';
 import { tempDir } from '../support/tmp.js';
 
 let fulcrum: FulcrumProcess;
+let backends: TestBackends;
 let port: number;
 let deadPort: number;
 
 before(async () => {
+  backends = await spawnBackends(1);
   [port, deadPort] = await freePorts(2);
   const html = join(tempDir('fulcrum-error-page-'), 'html');
   mkdirSync(html);
@@ -31,6 +34,7 @@ events {}
 http {
   access_log off;
   upstream dead { server 127.0.0.1:${deadPort}; }
+  upstream app { server 127.0.0.1:${backends.ports[0]}; }
   server {
     listen 127.0.0.1:${port};
     error_page 500 502 503 504 /50x.html;
@@ -49,6 +53,8 @@ http {
     location /own { error_page 503 /50x.html; proxy_pass http://dead; }
     location /loop { error_page 404 /loop-page; return 404; }
     location = /loop-page { return 404; }
+    location /intercept/ { proxy_intercept_errors on; error_page 503 /50x.html; proxy_pass http://app/; }
+    location /passthrough/ { error_page 503 /50x.html; proxy_pass http://app/; }
   }
 }
 `,
@@ -57,6 +63,7 @@ http {
 
 after(async () => {
   await fulcrum?.stop();
+  await backends?.stop();
 });
 
 describe('error_page', { concurrency: 4 }, () => {
@@ -73,6 +80,10 @@ describe('error_page', { concurrency: 4 }, () => {
     { name: 'an error page that errors itself: the built-in page, no loop', path: '/loop', status: 404, text: /<title>404 Not Found<\/title>/ },
     { name: 'POST: the page is fetched with GET (no 405)', path: '/api/x', method: 'POST', body: 'abc', status: 502, text: /custom 50x/ },
     { name: 'the page itself, asked for directly: 200', path: '/50x.html', status: 200, text: /custom 50x/ },
+    { name: 'proxy_intercept_errors on: the upstream\'s 503 is replaced by the page', path: '/intercept/status/503', status: 503, text: /^<h1>custom 50x<\/h1>\n$/ },
+    { name: 'proxy_intercept_errors on: a code without an error_page passes as the upstream sent it', path: '/intercept/status/500', status: 500, text: /^(?!<h1>custom)/ },
+    { name: 'proxy_intercept_errors on: success passes', path: '/intercept/hello', status: 200, text: /Hello from backend_1/ },
+    { name: 'proxy_intercept_errors off (the default): the upstream\'s 503 passes', path: '/passthrough/status/503', status: 503, text: /^(?!<h1>custom)/ },
   ];
   for (const c of cases) {
     test(c.name, async () => {

@@ -817,6 +817,7 @@ const DIRECTIVES: Record<string, DirectiveSpec> = {
       t.push(d, frame, 'add_header', { name: d.args[0]!, value: d.args[1]!, always: d.args.length === 3 });
     },
   },
+  proxy_intercept_errors: scalar(HSL, flag),
   proxy_connect_timeout: scalar(HSL, time),
   proxy_read_timeout: scalar(HSL, time),
   proxy_send_timeout: scalar(HSL, time),
