@@ -79,6 +79,41 @@ export const ReturnAction = z.strictObject({
   text: z.string().optional(),
 });
 
+/**
+ * nginx's rewrite module, run in order at the server level before location
+ * matching and at the location level after it: `rewrite`, `set`, `break`,
+ * `return` and `if (condition) { ... }` holding those (src/runtime/rewrite.ts).
+ */
+export type RewriteOpConfig =
+  | { op: 'rewrite'; regex: string; replacement: string; flag?: 'last' | 'break' | 'redirect' | 'permanent' | undefined }
+  | { op: 'set'; variable: string; value: string }
+  | { op: 'break' }
+  | { op: 'return'; code: number; text?: string | undefined }
+  | { op: 'if'; condition: IfCondition; ops: RewriteOpConfig[] };
+
+export interface IfCondition {
+  /** A variable, or a string with variables ("$host$uri"), or a file path for the -f/-d/-e/-x tests. */
+  subject: string;
+  operator?: '=' | '!=' | '~' | '~*' | '!~' | '!~*' | '-f' | '!-f' | '-d' | '!-d' | '-e' | '!-e' | '-x' | '!-x' | undefined;
+  operand?: string | undefined;
+}
+
+const IfConditionSchema = z.strictObject({
+  subject: z.string(),
+  operator: z.enum(['=', '!=', '~', '~*', '!~', '!~*', '-f', '!-f', '-d', '!-d', '-e', '!-e', '-x', '!-x']).optional(),
+  operand: z.string().optional(),
+});
+
+export const RewriteOp: z.ZodType<RewriteOpConfig> = z.lazy(() =>
+  z.discriminatedUnion('op', [
+    z.strictObject({ op: z.literal('rewrite'), regex: z.string().min(1), replacement: z.string(), flag: z.enum(['last', 'break', 'redirect', 'permanent']).optional() }),
+    z.strictObject({ op: z.literal('set'), variable: z.string().regex(/^[A-Za-z0-9_]+$/), value: z.string() }),
+    z.strictObject({ op: z.literal('break') }),
+    z.strictObject({ op: z.literal('return'), code: z.number().int().min(0).max(999), text: z.string().optional() }),
+    z.strictObject({ op: z.literal('if'), condition: IfConditionSchema, ops: z.array(RewriteOp) }),
+  ]),
+) as z.ZodType<RewriteOpConfig>;
+
 export const HeaderSetting = z.strictObject({
   name: z.string().min(1),
   /** May contain variables; an empty value removes the header (nginx). */
@@ -218,6 +253,7 @@ const LocationFields = {
   alias: z.string().optional(),
   /** nginx's try_files: files (with variables; "name/" is a directory) tried in order, then the last: a URI, @name or =code. */
   try_files: z.array(z.string().min(1)).min(2).optional(),
+  rewrite: z.array(RewriteOp).optional(),
   ...InheritableSettings,
 };
 
@@ -255,6 +291,7 @@ export const ServerBlock = z.strictObject({
   redirect_https: Flag.optional(),
   /** fulcrum: Strict-Transport-Security max-age on HTTPS responses; 0 = off. */
   hsts: Duration.optional(),
+  rewrite: z.array(RewriteOp).optional(),
   locations: z.array(LocationBlock).default([]),
   ...InheritableSettings,
 });

@@ -37,7 +37,7 @@ import { flushTurnWrites, writeAtEndOfTurn } from '../net/turn-writes.js';
 import { reasonPhrase, statusHasNoBody } from '../http/status.js';
 import { noteFailure, noteSelected, noteSuccess } from '../health/passive.js';
 import type { Tried } from '../balancer/policy.js';
-import { serveReturn } from '../handlers/return.js';
+import { absoluteLocation, serveReturn } from '../handlers/return.js';
 import { serveStatic } from '../handlers/static-files.js';
 import { normalizePath } from '../router/normalize.js';
 import { hostWithoutPort } from '../router/server-names.js';
@@ -45,7 +45,8 @@ import { DOUBLE_ZERO } from '../runtime/double-zero.js';
 import { processStats } from '../runtime/stats.js';
 import { log } from '../log/error-log.js';
 import { checkLimitReq } from '../runtime/limit-req.js';
-import { NextUpstream, type EffectiveSettings, type ErrorPageRuntime, type TryFilesRuntime, type LimitConnRule, type LocationRuntime, type ProxyRuntime, type VirtualServer } from '../runtime/table.js';
+import { RewriteOutcome, runRewrites } from '../runtime/rewrite.js';
+import { NextUpstream, type EffectiveSettings, type ErrorPageRuntime, type ReturnRuntime, type TryFilesRuntime, type LimitConnRule, type LocationRuntime, type ProxyRuntime, type VirtualServer } from '../runtime/table.js';
 import { UpstreamConnection, UpstreamFailure, type UpstreamUser } from '../upstream/connection.js';
 import { decisionHeader } from './decision.js';
 import type { ServerState } from '../upstream/server-state.js';
@@ -126,8 +127,14 @@ export class Exchange implements UpstreamUser, VariableContext {
   private rateDelayMs = 0;
   /** try_files was checked for this location (a redirect to another location checks again). */
   private triedFilesFor: LocationRuntime | undefined = undefined;
-  /** Internal redirects so far (try_files fallbacks). */
+  /** Internal redirects and rewrite cycles so far. */
   private redirects = 0;
+  /** A rewrite changed $uri (or an internal redirect did): it, not the client's, goes upstream. */
+  private uriRewritten = false;
+  /** A `break` stopped the rewrite module before the location's `return`: its files answer instead. */
+  private brokeBeforeReturn = false;
+  /** Values `set` gave in this request. */
+  private userVariables: Map<string, string> | undefined = undefined;
   /** While an error page is served: the status to send (0 none, -1 the page handler's own). */
   private errorStatus = 0;
   readonly requestId: string;
@@ -262,18 +269,15 @@ export class Exchange implements UpstreamUser, VariableContext {
       return false;
     }
     this.uri = uri;
-    if (server.serverReturn !== undefined) {
+    if (server.rewrite !== undefined) {
+      // The server's rewrite directives (its `return` among them, in order), before any location.
+      if (runRewrites(server.rewrite, this) === RewriteOutcome.Done) return false;
+    } else if (server.serverReturn !== undefined) {
       serveReturn(this, server.serverReturn, server.settings);
       return false;
     }
-    const match = server.locations.find(uri);
-    if (match === undefined) {
-      this.respondError(404);
-      return false;
-    }
-    const location = match.value;
-    this.location = location;
-    this.captures = match.captures;
+    if (!this.findLocation(server)) return false;
+    const location = this.location!;
     const settings = location.settings;
     if (settings.access !== undefined && !settings.access.check(this.remoteAddr)) {
       this.reject(403);
@@ -289,6 +293,70 @@ export class Exchange implements UpstreamUser, VariableContext {
       return false;
     }
     return true;
+  }
+
+  /**
+   * Location matching, and the chosen location's rewrite directives: a
+   * rewritten URI is matched again (nginx's cycle, at most 10 times).
+   * False when a response was sent.
+   */
+  private findLocation(server: VirtualServer): boolean {
+    for (;;) {
+      const match = server.locations.find(this.uri);
+      if (match === undefined) {
+        this.respondError(404);
+        return false;
+      }
+      this.location = match.value;
+      this.captures = match.captures;
+      const program = match.value.rewrite;
+      if (program === undefined) return true;
+      const before = this.uri;
+      const outcome = runRewrites(program, this);
+      if (outcome === RewriteOutcome.Done) return false;
+      if (outcome === RewriteOutcome.Break) {
+        this.brokeBeforeReturn = match.value.filesAfterBreak !== undefined;
+        return true;
+      }
+      if (outcome === RewriteOutcome.Continue && this.uri === before) return true;
+      if (++this.redirects > MAX_INTERNAL_REDIRECTS) {
+        log().error({ uri: this.uri }, 'rewrite or internal redirection cycle');
+        this.respondError(500);
+        return false;
+      }
+    }
+  }
+
+  // ---- RewriteSubject (src/runtime/rewrite.ts)
+
+  setVariable(name: string, value: string): void {
+    (this.userVariables ??= new Map()).set(name, value);
+  }
+
+  userVariable(name: string): string {
+    return this.userVariables?.get(name) ?? '';
+  }
+
+  rewriteUri(uri: string): boolean {
+    const normalized = normalizePath(uri, this.server!.settings.mergeSlashes);
+    if (normalized === undefined) {
+      this.reject(400);
+      return false;
+    }
+    this.uri = normalized;
+    this.uriRewritten = true;
+    return true;
+  }
+
+  rewriteReturn(ret: ReturnRuntime): void {
+    serveReturn(this, ret, (this.location ?? this.server!).settings);
+  }
+
+  rewriteRedirect(code: number, url: string): void {
+    const headers = this.down.responseHeaders();
+    headers.add('Content-Type', 'text/html');
+    headers.add('Location', absoluteLocation(this, url));
+    this.respondFull(code, headers, errorPage(code));
   }
 
   /** limit_req: refuses the request (limit_req_status), or lets it through, perhaps after a delay (run() waits it out). */
@@ -366,6 +434,7 @@ export class Exchange implements UpstreamUser, VariableContext {
     const uri = normalizePath(q < 0 ? target : target.slice(0, q), server.settings.mergeSlashes);
     if (uri === undefined) return this.respondError(400);
     this.uri = uri;
+    this.uriRewritten = true;
     if (q >= 0) this.args = target.slice(q + 1);
     const match = server.locations.find(uri);
     if (match === undefined) return this.respondError(404);
@@ -424,6 +493,7 @@ export class Exchange implements UpstreamUser, VariableContext {
     }
     if (location.tryFiles !== undefined && !this.requestBodyDone && this.request.hasBody && location.action.kind !== 'proxy') this.down.resumeRequestBody();
     const action = location.action;
+    if (this.brokeBeforeReturn) return serveStatic(this, location.filesAfterBreak!, location.settings);
     switch (action.kind) {
       case 'return':
         return serveReturn(this, action.ret, location.settings);
@@ -587,7 +657,7 @@ export class Exchange implements UpstreamUser, VariableContext {
     this.replayBudget = Math.max(this.location!.settings.clientBodyBufferSize, MIN_REPLAY_BYTES);
     this.isUpgrade = head.connectionUpgrade && head.upgrade !== undefined && head.method === 'GET' && head.upgrade.toLowerCase() !== 'h2c';
     this.bodyLength = head.chunked ? -2 : head.contentLength >= 0 ? head.contentLength : -1;
-    const uri = upstreamUri(proxy, head, this.uri, this.args);
+    const uri = upstreamUri(proxy, head, this.uri, this.args, this.uriRewritten);
     this.upstreamHeadText = buildUpstreamHead(
       proxy,
       this,

@@ -22,8 +22,16 @@ export interface UpstreamRequestShape {
   upgrade: string | undefined;
 }
 
-/** nginx: the URI sent upstream (proxy_pass rules, https://nginx.org/r/proxy_pass). */
-export function upstreamUri(proxy: ProxyRuntime, head: RequestHead, uri: string, args: string): string {
+/**
+ * nginx: the URI sent upstream (proxy_pass rules, https://nginx.org/r/proxy_pass).
+ * After a rewrite (or an internal redirect) the changed URI goes as it is,
+ * whatever URI part proxy_pass has, as nginx documents.
+ */
+export function upstreamUri(proxy: ProxyRuntime, head: RequestHead, uri: string, args: string, rewritten = false): string {
+  if (rewritten) {
+    const path = encodePath(uri);
+    return args === '' ? path : path + '?' + args;
+  }
   const replacement = proxy.uriReplacement;
   if (replacement === undefined) return head.path; // as the client sent it
   const rest = uri.startsWith(replacement.prefix) ? uri.slice(replacement.prefix.length) : uri;

@@ -21,6 +21,7 @@ import type {
   HttpBlockConfig,
   LocationBlockConfig,
   ReturnConfig,
+  RewriteOpConfig,
   ServerBlockConfig,
   Settings,
   UpstreamBlockConfig,
@@ -38,7 +39,8 @@ import { AcmePlan, certificateFiles } from '../tls/acme/spec.js';
 import type { Member } from './membership.js';
 import { compileMaps } from '../variables/map.js';
 import { LimitReqZone, limitReqZone } from './limit-req.js';
-import { UnknownVariableError, compileTemplate, type Template, type VariableScope } from '../variables/template.js';
+import { compileCondition, setVariableNames, type RewriteRuntimeOp } from './rewrite.js';
+import { UnknownVariableError, compileTemplate, variableGetter, type Template, type VariableScope } from '../variables/template.js';
 import {
   NextUpstream,
   type AccessRules,
@@ -140,7 +142,8 @@ class Compiler {
   compile(): RuntimeTable {
     const config = this.loaded.config;
     const http = config.http;
-    this.scope = compileMaps(http.map, (map, entry, message) => this.error(entry === undefined ? ['http', 'map', map] : ['http', 'map', map, 'entries', entry], message));
+    const maps = compileMaps(http.map, (map, entry, message) => this.error(entry === undefined ? ['http', 'map', map] : ['http', 'map', map, 'entries', entry], message));
+    this.scope = this.withSetVariables(http, maps);
     this.compileLogFormats(http);
     this.compileUpstreams(http.upstreams);
     // nginx logs every request in the combined format unless told otherwise; fulcrum's default target is stdout.
@@ -402,10 +405,88 @@ class Compiler {
       settings,
       locations: tokenDir === undefined ? locations : new AcmeChallengeLocations(tokenDir, locations, settings, serverReturn),
       named,
+      rewrite: this.rewriteProgram(s.rewrite, [...p, 'rewrite']),
       serverReturn: tokenDir === undefined ? serverReturn : undefined,
       hstsSeconds: Math.floor((s.hsts ?? 0) / 1000),
       label: `server ${names[0] ?? '""'}`,
     };
+  }
+
+  /** Variables `set` gives values to (anywhere) join the scope: per request, '' until set. */
+  private withSetVariables(http: HttpBlockConfig, maps: VariableScope): VariableScope {
+    const names = new Set<string>();
+    const walk = (locations: readonly LocationBlockConfig[]): void => {
+      for (const l of locations) {
+        setVariableNames(l.rewrite, names);
+        walk(l.locations);
+      }
+    };
+    for (const server of http.servers) {
+      setVariableNames(server.rewrite, names);
+      walk(server.locations);
+    }
+    if (names.size === 0) return maps;
+    const scope = new Map(maps);
+    for (const name of names) {
+      if (maps.has(name)) this.error(['http'], `variable "${name}" is both a map's and set's: give them different names`);
+      else if (variableGetter(name) !== undefined) this.error(['http'], `the built-in variable "${name}" cannot be changed with set`);
+      else scope.set(name, (ctx) => ctx.userVariable(name));
+    }
+    return scope;
+  }
+
+  /** The rewrite module's directives of a server or location, compiled in order. */
+  private rewriteProgram(ops: readonly RewriteOpConfig[] | undefined, p: ModelPath): RewriteRuntimeOp[] | undefined {
+    if (ops === undefined || ops.length === 0) return undefined;
+    const out: RewriteRuntimeOp[] = [];
+    ops.forEach((op, i) => {
+      const ip = [...p, i];
+      switch (op.op) {
+        case 'set': {
+          const value = this.template(ip, op.value);
+          if (value !== undefined) out.push({ kind: 'set', name: op.variable, value });
+          return;
+        }
+        case 'break':
+          out.push({ kind: 'break' });
+          return;
+        case 'return': {
+          const ret = this.returnRuntime(ip, op);
+          if (ret !== undefined) out.push({ kind: 'return', ret });
+          return;
+        }
+        case 'rewrite': {
+          let regex: RegExp;
+          try {
+            regex = compileNginxRegex(op.regex, false);
+          } catch (err) {
+            return this.error(ip, `invalid regular expression "${op.regex}": ${(err as Error).message}`);
+          }
+          const replacement = this.template(ip, op.replacement);
+          if (replacement === undefined) return;
+          const redirect = op.flag === 'redirect' || op.flag === 'permanent' || /^(https?:\/\/|\$scheme)/.test(op.replacement);
+          out.push({ kind: 'rewrite', regex, replacement, flag: op.flag, redirect });
+          return;
+        }
+        case 'if': {
+          const c = op.condition;
+          const subject = this.template(ip, c.subject);
+          const operand = c.operand === undefined || c.operator?.includes('~') ? undefined : this.template(ip, c.operand);
+          let regex: RegExp | undefined;
+          if (c.operator?.includes('~')) {
+            try {
+              regex = compileNginxRegex(c.operand!, c.operator.endsWith('*'));
+            } catch (err) {
+              return this.error(ip, `invalid regular expression "${c.operand}": ${(err as Error).message}`);
+            }
+          }
+          if (subject === undefined || (c.operand !== undefined && regex === undefined && operand === undefined)) return;
+          out.push({ kind: 'if', test: compileCondition(c, subject, operand, regex), ops: this.rewriteProgram(op.ops, [...ip, 'ops']) ?? [] });
+          return;
+        }
+      }
+    });
+    return out;
   }
 
   /**
@@ -427,7 +508,8 @@ class Compiler {
       const chain = [loc];
       const action = this.action(loc, lp, match, chain, { http, server: s });
       if (action === undefined) return;
-      named.set(loc.location, { label: `location ${loc.location}`, match, settings: lsettings, action, tryFiles: this.tryFiles(loc, lp, action, chain, { http, server: s }) });
+      const rewrite = this.rewriteProgram(loc.rewrite, [...lp, 'rewrite']);
+      named.set(loc.location, { label: `location ${loc.location}`, match, settings: lsettings, action, tryFiles: this.tryFiles(loc, lp, action, chain, { http, server: s }), rewrite });
     });
     return named;
   }
@@ -493,7 +575,10 @@ class Compiler {
       const children = loc.locations.length > 0 ? this.compileLocations(loc.locations, [...lp, 'locations'], settings, { ...scope, chain }) : undefined;
       if (action === undefined) return;
       const tryFiles = this.tryFiles(loc, lp, action, chain, scope);
-      compiled.push({ match, regex, children, value: { label: `location ${loc.location}`, match, settings, action, tryFiles } });
+      const rewrite = this.rewriteProgram(loc.rewrite, [...lp, 'rewrite']);
+      const root = inherit(chain, scope, 'root');
+      const filesAfterBreak = rewrite !== undefined && action.kind === 'return' ? { directory: this.resolvePath(root ?? 'html'), alias: undefined } : undefined;
+      compiled.push({ match, regex, children, value: { label: `location ${loc.location}`, match, settings, action, tryFiles, rewrite, filesAfterBreak } });
     });
     return new LocationMatcher(compiled);
   }

@@ -54,6 +54,7 @@ export interface EffectiveSettings {
 }
 
 export type { LimitReqRule } from './limit-req.js';
+import type { RewriteRuntimeOp } from './rewrite.js';
 import type { LimitReqRule } from './limit-req.js';
 
 /** One error_page target. */
@@ -167,6 +168,14 @@ export interface LocationRuntime {
   readonly action: Action;
   /** try_files: checked before the action runs. */
   readonly tryFiles?: TryFilesRuntime;
+  /** The location's rewrite-module directives, run once it is chosen. */
+  readonly rewrite?: readonly RewriteRuntimeOp[];
+  /**
+   * For a `return` location with rewrite directives: the files under its root,
+   * served when a `break` stops the rewrite module before its `return` (as
+   * nginx does: `return` is one of the rewrite module's directives).
+   */
+  readonly filesAfterBreak?: StaticRuntime;
 }
 
 /** nginx's try_files: the first candidate that exists is served; else the fallback. */
@@ -184,6 +193,8 @@ export interface VirtualServer {
   readonly primaryName: string;
   readonly settings: EffectiveSettings;
   readonly locations: LocationMatcher<LocationRuntime>;
+  /** The server's rewrite-module directives, run before location matching. */
+  readonly rewrite: readonly RewriteRuntimeOp[] | undefined;
   /** `location @name`: reached only by try_files and error_page. */
   readonly named: ReadonlyMap<string, LocationRuntime>;
   /** A server-level `return` or `redirect_https`, applied before location matching. */

@@ -47,4 +47,6 @@ export interface VariableContext {
   sentHeader(lowerName: string): string | undefined;
   /** A header of the upstream response ($upstream_http_NAME). */
   upstreamHeader(lowerName: string): string | undefined;
+  /** A variable `set` gave a value to in this request ('' when none did). */
+  userVariable(name: string): string;
 }

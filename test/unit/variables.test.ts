@@ -38,6 +38,7 @@ function context(headText: string, overrides: Partial<VariableContext> = {}): Va
     proxyPort: '80',
     sentHeader: () => undefined,
     upstreamHeader: () => undefined,
+    userVariable: () => "",
     ...overrides,
   };
 }

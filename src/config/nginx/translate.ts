@@ -14,7 +14,7 @@ import { PathSourceMap, type ModelPath } from '../source-map.js';
 import { parseDuration, parseSize } from '../units.js';
 import type { Directive } from './parse.js';
 
-type Context = 'main' | 'events' | 'http' | 'server' | 'location' | 'upstream' | 'admin';
+type Context = 'main' | 'events' | 'http' | 'server' | 'location' | 'upstream' | 'admin' | 'if';
 type Obj = Record<string, unknown>;
 
 interface Frame {
@@ -131,7 +131,8 @@ export class Translator {
       return;
     }
     if (!spec.contexts.includes(frame.context)) {
-      this.error(d, `"${d.name}" directive is not allowed here (in ${frame.context} context)`);
+      if (frame.context === 'if') this.error(d, `"${d.name}" directive is not allowed inside "if" (fulcrum supports return, rewrite, set and break there)`);
+      else this.error(d, `"${d.name}" directive is not allowed here (in ${frame.context} context)`);
       return;
     }
     if (spec.block === true && d.block === undefined) {
@@ -334,6 +335,36 @@ function parseReturn(d: Directive, t: Translator): Obj | undefined {
   // `return URL;` is a 302 redirect; nginx requires the URL to start with a scheme or $scheme.
   if (/^(https?:\/\/|\$scheme)/.test(first)) return { code: 302, text: first };
   t.error(d, `invalid return code "${first}"`);
+  return undefined;
+}
+
+/** Adds a rewrite-module directive to its block's program, in order; one after the block's `return` can never run. */
+function pushRewrite(d: Directive, frame: Frame, t: Translator, op: Obj): number | undefined {
+  if (frame.context === 'if') return t.push(d, frame, 'ops', op);
+  if (frame.target.return !== undefined) {
+    t.warn(d, `unreachable "${d.name}": the "return" before it in this block ends the request`);
+    return undefined;
+  }
+  return t.push(d, frame, 'rewrite', op);
+}
+
+const IF_OPERATORS = new Set(['=', '!=', '~', '~*', '!~', '!~*']);
+const IF_FILE_TESTS = new Set(['-f', '!-f', '-d', '!-d', '-e', '!-e', '-x', '!-x']);
+
+/** `if ($var)`, `if ($var = text)`, `if ($var ~* regex)`, `if (-f $path)`...: the parentheses are part of the first and last words. */
+function parseIfCondition(d: Directive, t: Translator): Obj | undefined {
+  const args = [...d.args];
+  if (args[0] === '(') args.shift();
+  else if (args[0]!.startsWith('(')) args[0] = args[0]!.slice(1);
+  else return void t.error(d, `invalid condition "${d.args.join(' ')}": it must be in parentheses`);
+  const last = args.length - 1;
+  if (args[last] === ')') args.pop();
+  else if (last >= 0 && args[last]!.endsWith(')')) args[last] = args[last]!.slice(0, -1);
+  else return void t.error(d, `invalid condition "${d.args.join(' ')}": it must be in parentheses`);
+  if (args.length === 1 && args[0]!.startsWith('$')) return { subject: args[0]! };
+  if (args.length === 2 && IF_FILE_TESTS.has(args[0]!)) return { subject: args[1]!, operator: args[0]! };
+  if (args.length === 3 && args[0]!.startsWith('$') && IF_OPERATORS.has(args[1]!)) return { subject: args[0]!, operator: args[1]!, operand: args[2]! };
+  t.error(d, `invalid condition "${args.join(' ')}"`);
   return undefined;
 }
 
@@ -586,16 +617,58 @@ const DIRECTIVES: Record<string, DirectiveSpec> = {
     },
   },
   return: {
-    contexts: ['server', 'location'],
+    contexts: ['server', 'location', 'if'],
     args: [1, 2],
     apply(d, frame, t) {
       const r = parseReturn(d, t);
       if (r === undefined) return;
+      if (frame.context === 'if') return void t.push(d, frame, 'ops', { op: 'return', ...r });
+      // After rewrite-module directives, the return runs in its place among them (they may change what it sends).
+      if (frame.target.rewrite !== undefined && frame.target.return === undefined) t.push(d, frame, 'rewrite', { op: 'return', ...r });
       // nginx stops at the first `return` of a block; later ones are unreachable.
       if (frame.target.return !== undefined) return t.warn(d, 'unreachable "return": an earlier one in this block wins');
       if (RETURN_REDIRECT_CODES.has(r.code as number) && r.text === undefined) t.warn(d, `return ${r.code} without a URL sends an empty Location`);
       frame.target.return = r;
       t.mark([...frame.path, 'return'], d);
+    },
+  },
+  rewrite: {
+    contexts: ['server', 'location', 'if'],
+    args: [2, 3],
+    apply(d, frame, t) {
+      const [regex, replacement, flagArg] = d.args as [string, string, string | undefined];
+      if (flagArg !== undefined && !['last', 'break', 'redirect', 'permanent'].includes(flagArg)) return t.error(d, `invalid parameter "${flagArg}"`);
+      pushRewrite(d, frame, t, flagArg === undefined ? { op: 'rewrite', regex, replacement } : { op: 'rewrite', regex, replacement, flag: flagArg });
+    },
+  },
+  set: {
+    contexts: ['server', 'location', 'if'],
+    args: [2, 2],
+    apply(d, frame, t) {
+      const name = d.args[0]!;
+      if (!/^\$[A-Za-z0-9_]+$/.test(name)) return t.error(d, `invalid variable name "${name}"`);
+      pushRewrite(d, frame, t, { op: 'set', variable: name.slice(1), value: d.args[1]! });
+    },
+  },
+  break: {
+    contexts: ['server', 'location', 'if'],
+    args: [0, 0],
+    apply(d, frame, t) {
+      pushRewrite(d, frame, t, { op: 'break' });
+    },
+  },
+  if: {
+    contexts: ['server', 'location'],
+    args: [1, Infinity],
+    block: true,
+    apply(d, frame, t) {
+      const condition = parseIfCondition(d, t);
+      if (condition === undefined) return;
+      const op: Obj = { op: 'if', condition };
+      const index = pushRewrite(d, frame, t, op);
+      if (index === undefined) return;
+      t.block(d.block!, { context: 'if', target: op, path: [...frame.path, 'rewrite', index] });
+      op.ops ??= [];
     },
   },
   http2: scalar(['server'], flag),
