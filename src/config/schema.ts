@@ -181,6 +181,15 @@ export const InheritableSettings = {
   /** nginx's limit_conn: a zone declared by limit_conn_zone and the most connections per key. */
   limit_conn: z.array(z.strictObject({ zone: z.string().min(1), number: PositiveInt })).optional(),
   limit_conn_status: z.number().int().min(400).max(599).optional(),
+  /** nginx's ngx_http_gzip_module. */
+  gzip: Flag.optional(),
+  gzip_types: z.array(z.string().min(1)).optional(),
+  gzip_min_length: Size.optional(),
+  gzip_comp_level: z.number().int().min(1).max(9).optional(),
+  gzip_vary: Flag.optional(),
+  gzip_proxied: z.array(z.enum(['off', 'expired', 'no-cache', 'no-store', 'private', 'no_last_modified', 'no_etag', 'auth', 'any'])).min(1).optional(),
+  gzip_http_version: z.enum(['1.0', '1.1']).optional(),
+  gzip_disable: z.array(z.string().min(1)).optional(),
   ...SslSettings,
 };
 

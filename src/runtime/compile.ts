@@ -39,11 +39,13 @@ import type { Member } from './membership.js';
 import { compileMaps } from '../variables/map.js';
 import { UnknownVariableError, compileTemplate, type Template, type VariableScope } from '../variables/template.js';
 import {
+  GzipProxied,
   NextUpstream,
   type AccessRules,
   type Action,
   type CompiledAddHeader,
   type EffectiveSettings,
+  type GzipRuntime,
   type HeaderOp,
   type LimitConnRule,
   type ListenerSpec,
@@ -222,6 +224,59 @@ class Compiler {
       debugHeader: pick('debug_header') ?? parent.debugHeader,
       limitConn: s.limit_conn !== undefined ? this.limitConn([...p, 'limit_conn'], s.limit_conn) : parent.limitConn,
       limitConnStatus: pick('limit_conn_status') ?? parent.limitConnStatus,
+      gzip: this.gzip(parent.gzip, s, p),
+    };
+  }
+
+  /** The gzip settings of a level: the parent's object itself unless this level sets one of them. */
+  private gzip(parent: GzipRuntime, s: Settings, p: ModelPath): GzipRuntime {
+    if (
+      s.gzip === undefined &&
+      s.gzip_types === undefined &&
+      s.gzip_min_length === undefined &&
+      s.gzip_comp_level === undefined &&
+      s.gzip_vary === undefined &&
+      s.gzip_proxied === undefined &&
+      s.gzip_http_version === undefined &&
+      s.gzip_disable === undefined
+    ) {
+      return parent;
+    }
+    let disable = parent.disable;
+    let disableMsie6 = parent.disableMsie6;
+    if (s.gzip_disable !== undefined) {
+      const regexes: RegExp[] = [];
+      disableMsie6 = false;
+      s.gzip_disable.forEach((source, i) => {
+        if (source === 'msie6') {
+          disableMsie6 = true;
+          return;
+        }
+        try {
+          regexes.push(compileNginxRegex(source, true)); // nginx compiles these caseless
+        } catch (err) {
+          this.error([...p, 'gzip_disable', i], `invalid regex "${source}": ${(err as Error).message}`);
+        }
+      });
+      disable = regexes;
+    }
+    const types = s.gzip_types;
+    let proxied = parent.proxied;
+    if (s.gzip_proxied !== undefined) {
+      proxied = 0;
+      for (const name of s.gzip_proxied) proxied |= GZIP_PROXIED[name];
+    }
+    return {
+      enabled: s.gzip ?? parent.enabled,
+      level: s.gzip_comp_level ?? parent.level,
+      minLength: s.gzip_min_length ?? parent.minLength,
+      // text/html is always compressed; `*` is any type.
+      types: types === undefined ? parent.types : types.includes('*') ? undefined : new NameSet(['text/html', ...types.map((t) => t.toLowerCase())]),
+      vary: s.gzip_vary ?? parent.vary,
+      proxied,
+      http10: s.gzip_http_version !== undefined ? s.gzip_http_version === '1.0' : parent.http10,
+      disable,
+      disableMsie6,
     };
   }
 
@@ -741,6 +796,29 @@ const BASE_SETTINGS: EffectiveSettings = {
   debugHeader: false,
   limitConn: [],
   limitConnStatus: 503,
+  gzip: {
+    enabled: false,
+    level: 1,
+    minLength: 20,
+    types: new NameSet(['text/html']),
+    vary: false,
+    proxied: GzipProxied.Off,
+    http10: false,
+    disable: [],
+    disableMsie6: false,
+  },
+};
+
+const GZIP_PROXIED: Record<NonNullable<Settings['gzip_proxied']>[number], GzipProxied> = {
+  off: GzipProxied.Off,
+  expired: GzipProxied.Expired,
+  'no-cache': GzipProxied.NoCache,
+  'no-store': GzipProxied.NoStore,
+  private: GzipProxied.Private,
+  no_last_modified: GzipProxied.NoLastModified,
+  no_etag: GzipProxied.NoEtag,
+  auth: GzipProxied.Auth,
+  any: GzipProxied.Any,
 };
 
 /**
