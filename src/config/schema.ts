@@ -233,6 +233,15 @@ export const InheritableSettings = {
   limit_req_status: z.number().int().min(400).max(599).optional(),
   limit_req_dry_run: Flag.optional(),
   limit_req_log_level: z.enum(['info', 'notice', 'warn', 'error']).optional(),
+  /** nginx's ngx_http_gzip_module. */
+  gzip: Flag.optional(),
+  gzip_types: z.array(z.string().min(1)).optional(),
+  gzip_min_length: Size.optional(),
+  gzip_comp_level: z.number().int().min(1).max(9).optional(),
+  gzip_vary: Flag.optional(),
+  gzip_proxied: z.array(z.enum(['off', 'expired', 'no-cache', 'no-store', 'private', 'no_last_modified', 'no_etag', 'auth', 'any'])).min(1).optional(),
+  gzip_http_version: z.enum(['1.0', '1.1']).optional(),
+  gzip_disable: z.array(z.string().min(1)).optional(),
   ...SslSettings,
 };
 

@@ -46,13 +46,14 @@ import { processStats } from '../runtime/stats.js';
 import { log } from '../log/error-log.js';
 import { checkLimitReq } from '../runtime/limit-req.js';
 import { RewriteOutcome, runRewrites } from '../runtime/rewrite.js';
-import { NextUpstream, type EffectiveSettings, type ErrorPageRuntime, type ReturnRuntime, type TryFilesRuntime, type LimitConnRule, type LocationRuntime, type ProxyRuntime, type VirtualServer } from '../runtime/table.js';
+import { NextUpstream, type EffectiveSettings, type ErrorPageRuntime, type GzipRuntime, type ReturnRuntime, type TryFilesRuntime, type LimitConnRule, type LocationRuntime, type ProxyRuntime, type VirtualServer } from '../runtime/table.js';
 import { UpstreamConnection, UpstreamFailure, type UpstreamUser } from '../upstream/connection.js';
 import { decisionHeader } from './decision.js';
 import type { ServerState } from '../upstream/server-state.js';
 import type { VariableContext } from '../variables/context.js';
 import { BodyWrite, type Downstream, type HeaderList } from './downstream.js';
 import { errorPage } from './error-pages.js';
+import { GzipDownstream, GzipVerdict, gzipVerdict, type ResponseHeaderLookup } from './gzip.js';
 import { buildUpstreamHead, upstreamUri } from './request-builder.js';
 import { nextRequestId } from './request-id.js';
 import { startTunnel } from './tunnel.js';
@@ -189,7 +190,8 @@ export class Exchange implements UpstreamUser, VariableContext {
   private heldLimits: { counts: Map<string, number>; key: string }[] | undefined;
 
   constructor(
-    readonly down: Downstream,
+    /** The client connection; for a compressed response, a GzipDownstream around it (src/proxy/gzip.ts). */
+    public down: Downstream,
     private readonly owner: ExchangeHost,
     head: RequestHead,
     now: number,
@@ -536,8 +538,10 @@ export class Exchange implements UpstreamUser, VariableContext {
     this.status = status;
     this.headSentToClient = true;
     const suppress = noBody || this.request.method === 'HEAD' || statusHasNoBody(status);
-    const length = body === null ? 0 : body.length;
+    let length = body === null ? 0 : body.length;
     this.bodyBytesSent = suppress || body === null ? 0 : body.length;
+    const gzip = (this.location ?? this.server)?.settings.gzip;
+    if (gzip !== undefined && gzip.enabled && !suppress) length = this.gzipResponse(gzip, status, length, (name) => headers.get(name), headers, length);
     this.down.sendHead(status, reasonPhrase(status), headers, length, suppress, suppress ? null : body, true);
     this.finish();
   }
@@ -616,6 +620,8 @@ export class Exchange implements UpstreamUser, VariableContext {
     this.headSentToClient = true;
     this.phase = Phase.Streaming;
     const noBody = this.request.method === 'HEAD' || statusHasNoBody(status);
+    const gzip = (this.location ?? this.server)?.settings.gzip;
+    if (gzip !== undefined && gzip.enabled && !noBody) length = this.gzipResponse(gzip, status, length, (name) => headers.get(name), headers, length);
     if (length < 0 && !this.down.canChunk) this.clientWantsKeepAlive = false;
     return this.down.sendHead(status, reasonPhrase(status), headers, length, noBody, null, noBody);
   }
@@ -645,6 +651,21 @@ export class Exchange implements UpstreamUser, VariableContext {
     if (this.server !== undefined && this.server.hstsSeconds > 0 && this.scheme === 'https') {
       headers.add('Strict-Transport-Security', `max-age=${this.server.hstsSeconds}`);
     }
+  }
+
+  /**
+   * gzip on: `Vary: Accept-Encoding` for a compressible response (gzip_vary),
+   * and for one the client gets compressed, the compressing Downstream from
+   * here on. Returns the length to send: -1 once compressed (unknown until
+   * the end). `contentLength`: the response's own, -1 when unknown.
+   */
+  private gzipResponse(gzip: GzipRuntime, status: number, contentLength: number, header: ResponseHeaderLookup, headers: HeaderList, length: number): number {
+    const verdict = gzipVerdict(gzip, this.request, status, contentLength, header);
+    if (verdict === GzipVerdict.None) return length;
+    if (gzip.vary) headers.add('Vary', 'Accept-Encoding');
+    if (verdict === GzipVerdict.VaryOnly) return length;
+    this.down = new GzipDownstream(this.down, gzip.level);
+    return -1;
   }
 
   // =================================================================== proxying
@@ -894,6 +915,8 @@ export class Exchange implements UpstreamUser, VariableContext {
     if (noBody) length = head.contentLength;
     else if (complete) length = body === null ? 0 : body.length;
     else length = head.chunked ? -1 : head.contentLength;
+    const gzip = this.location!.settings.gzip;
+    if (gzip.enabled && !noBody) length = this.gzipResponse(gzip, head.status, head.chunked ? -1 : head.contentLength, (name) => head.header(name), headers, length);
     if (length < 0 && !noBody && !this.down.canChunk) this.clientWantsKeepAlive = false; // close-delimited
     this.bodyBytesSent = noBody || body === null ? 0 : body.length;
     const reason = head.reason === '' ? reasonPhrase(head.status) : head.reason;

@@ -42,12 +42,14 @@ import { LimitReqZone, limitReqZone } from './limit-req.js';
 import { compileCondition, setVariableNames, type RewriteRuntimeOp } from './rewrite.js';
 import { UnknownVariableError, compileTemplate, variableGetter, type Template, type VariableScope } from '../variables/template.js';
 import {
+  GzipProxied,
   NextUpstream,
   type AccessRules,
   type Action,
   type CompiledAddHeader,
   type EffectiveSettings,
   type ErrorPageRuntime,
+  type GzipRuntime,
   type HeaderOp,
   type LimitConnRule,
   type LimitReqRule,
@@ -235,6 +237,59 @@ class Compiler {
       limitReqStatus: pick('limit_req_status') ?? parent.limitReqStatus,
       limitReqDryRun: pick('limit_req_dry_run') ?? parent.limitReqDryRun,
       limitReqLogLevel: pickLogLevel(pick('limit_req_log_level')) ?? parent.limitReqLogLevel,
+      gzip: this.gzip(parent.gzip, s, p),
+    };
+  }
+
+  /** The gzip settings of a level: the parent's object itself unless this level sets one of them. */
+  private gzip(parent: GzipRuntime, s: Settings, p: ModelPath): GzipRuntime {
+    if (
+      s.gzip === undefined &&
+      s.gzip_types === undefined &&
+      s.gzip_min_length === undefined &&
+      s.gzip_comp_level === undefined &&
+      s.gzip_vary === undefined &&
+      s.gzip_proxied === undefined &&
+      s.gzip_http_version === undefined &&
+      s.gzip_disable === undefined
+    ) {
+      return parent;
+    }
+    let disable = parent.disable;
+    let disableMsie6 = parent.disableMsie6;
+    if (s.gzip_disable !== undefined) {
+      const regexes: RegExp[] = [];
+      disableMsie6 = false;
+      s.gzip_disable.forEach((source, i) => {
+        if (source === 'msie6') {
+          disableMsie6 = true;
+          return;
+        }
+        try {
+          regexes.push(compileNginxRegex(source, true)); // nginx compiles these caseless
+        } catch (err) {
+          this.error([...p, 'gzip_disable', i], `invalid regex "${source}": ${(err as Error).message}`);
+        }
+      });
+      disable = regexes;
+    }
+    const types = s.gzip_types;
+    let proxied = parent.proxied;
+    if (s.gzip_proxied !== undefined) {
+      proxied = 0;
+      for (const name of s.gzip_proxied) proxied |= GZIP_PROXIED[name];
+    }
+    return {
+      enabled: s.gzip ?? parent.enabled,
+      level: s.gzip_comp_level ?? parent.level,
+      minLength: s.gzip_min_length ?? parent.minLength,
+      // text/html is always compressed; `*` is any type.
+      types: types === undefined ? parent.types : types.includes('*') ? undefined : new NameSet(['text/html', ...types.map((t) => t.toLowerCase())]),
+      vary: s.gzip_vary ?? parent.vary,
+      proxied,
+      http10: s.gzip_http_version !== undefined ? s.gzip_http_version === '1.0' : parent.http10,
+      disable,
+      disableMsie6,
     };
   }
 
@@ -927,6 +982,29 @@ const BASE_SETTINGS: EffectiveSettings = {
   limitReqStatus: 503,
   limitReqDryRun: false,
   limitReqLogLevel: 'error',
+  gzip: {
+    enabled: false,
+    level: 1,
+    minLength: 20,
+    types: new NameSet(['text/html']),
+    vary: false,
+    proxied: GzipProxied.Off,
+    http10: false,
+    disable: [],
+    disableMsie6: false,
+  },
+};
+
+const GZIP_PROXIED: Record<NonNullable<Settings['gzip_proxied']>[number], GzipProxied> = {
+  off: GzipProxied.Off,
+  expired: GzipProxied.Expired,
+  'no-cache': GzipProxied.NoCache,
+  'no-store': GzipProxied.NoStore,
+  private: GzipProxied.Private,
+  no_last_modified: GzipProxied.NoLastModified,
+  no_etag: GzipProxied.NoEtag,
+  auth: GzipProxied.Auth,
+  any: GzipProxied.Any,
 };
 
 /**

@@ -51,6 +51,40 @@ export interface EffectiveSettings {
   limitReqDryRun: boolean;
   /** Where refusals are logged (nginx's limit_req_log_level, default error); delays one level lower. */
   limitReqLogLevel: 'info' | 'warn' | 'error';
+  /** ngx_http_gzip_module's settings; `gzip.enabled` is the only thing read per request when it is off. */
+  gzip: GzipRuntime;
+}
+
+/** gzip_proxied flags (nginx's NGX_HTTP_GZIP_PROXIED_*). */
+export const enum GzipProxied {
+  Off = 1,
+  Expired = 2,
+  NoCache = 4,
+  NoStore = 8,
+  Private = 16,
+  NoLastModified = 32,
+  NoEtag = 64,
+  Auth = 128,
+  Any = 256,
+}
+
+export interface GzipRuntime {
+  enabled: boolean;
+  /** gzip_comp_level, 1..9. */
+  level: number;
+  /** gzip_min_length in bytes, compared with a known Content-Length. */
+  minLength: number;
+  /** Lowercase MIME types compressed (text/html always among them); undefined for `gzip_types *`. */
+  types: NameSet | undefined;
+  vary: boolean;
+  /** GzipProxied bits. */
+  proxied: number;
+  /** gzip_http_version 1.0: HTTP/1.0 requests are compressed too. */
+  http10: boolean;
+  /** gzip_disable regexes (case-insensitive, as nginx compiles them), tried on User-Agent. */
+  disable: readonly RegExp[];
+  /** gzip_disable "msie6". */
+  disableMsie6: boolean;
 }
 
 export type { LimitReqRule } from './limit-req.js';

@@ -60,6 +60,7 @@ const IGNORED: Record<string, { contexts: readonly Context[]; why: string; agree
   proxy_buffers: { contexts: ['http', 'server', 'location'], why: 'fulcrum streams without fixed proxy buffers' },
   proxy_busy_buffers_size: { contexts: ['http', 'server', 'location'], why: 'fulcrum streams without fixed proxy buffers' },
   zone: { contexts: ['upstream'], why: 'fulcrum shares upstream state between workers by default' },
+  gzip_buffers: { contexts: ['http', 'server', 'location'], why: 'fulcrum compresses each piece of the body as it passes, without fixed buffers' },
   reset_timedout_connection: { contexts: ['http', 'server', 'location'], why: 'timed-out connections are always reset' },
 };
 
@@ -1064,6 +1065,47 @@ const DIRECTIVES: Record<string, DirectiveSpec> = {
     t.error(d, `invalid value "${a}" in "${d.name}" directive`);
     return undefined;
   }),
+
+  // ---- ngx_http_gzip_module
+  gzip: scalar(HSL, flag),
+  gzip_types: {
+    contexts: HSL,
+    args: [1, Infinity],
+    apply(d, frame, t) {
+      t.setOnce(d, frame, 'gzip_types', [...d.args]);
+    },
+  },
+  gzip_min_length: scalar(HSL, size),
+  gzip_comp_level: scalar(HSL, (d, t, a) => {
+    const level = integer(d, t, a, 0);
+    if (level === undefined) return undefined;
+    // nginx's ngx_conf_check_num_bounds wording.
+    if (level < 1 || level > 9) return void t.error(d, `"${d.name}" directive must be between 1 and 9`);
+    return level;
+  }),
+  gzip_vary: scalar(HSL, flag),
+  gzip_proxied: {
+    contexts: HSL,
+    args: [1, Infinity],
+    apply(d, frame, t) {
+      const known = ['off', 'expired', 'no-cache', 'no-store', 'private', 'no_last_modified', 'no_etag', 'auth', 'any'];
+      for (const a of d.args) if (!known.includes(a)) return t.error(d, `invalid value "${a}" in "gzip_proxied" directive`);
+      t.setOnce(d, frame, 'gzip_proxied', [...d.args]);
+    },
+  },
+  gzip_http_version: scalar(HSL, (d, t, a) => {
+    if (a !== '1.0' && a !== '1.1') return void t.error(d, `invalid value "${a}" in "gzip_http_version" directive, it must be "1.0" or "1.1"`);
+    return a;
+  }),
+  gzip_disable: {
+    contexts: HSL,
+    args: [1, Infinity],
+    apply(d, frame, t) {
+      for (const a of d.args) {
+        t.push(d, frame, 'gzip_disable', a);
+      }
+    },
+  },
 
   // ---- TLS (http or server)
   ssl_certificate: {
