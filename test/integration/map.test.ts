@@ -11,14 +11,13 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { headerValues, readRequestHead, spawnBackends, startScriptedServer, type TestBackends } from '../support/backends.js';
-import { runFulcrum, startFulcrum, type FulcrumProcess } from '../support/fulcrum.js';
+import { startFulcrum, type FulcrumProcess } from '../support/fulcrum.js';
 import { request } from '../support/http-client.js';
 import { freePorts } from '../support/ports.js';
 import { websocketAccept } from '../../src/demo/backend.js';
 import { openWebSocket } from '../support/streams.js';
+import { expectConfigError } from '../support/config-check.js';
 import { tempDir } from '../support/tmp.js';
 import { sleep } from '../support/wait.js';
 
@@ -135,13 +134,6 @@ describe('map errors', { concurrency: 4 }, () => {
     { name: 'not a variable', body: 'map $uri a { default 1; }', line: 2, message: /invalid variable name "a"/ },
   ];
   for (const c of cases) {
-    test(c.name, async () => {
-      const file = join(dir, `${c.name.replace(/\W+/g, '-')}.conf`);
-      writeFileSync(file, `http {\n  ${c.body}\n  server { listen 127.0.0.1:1; return 204; }\n}\n`);
-      const r = await runFulcrum(['check', '--config', file]);
-      assert.equal(r.code, 1, r.stderr);
-      assert.match(r.stderr, new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:${c.line}:\\d+: `), r.stderr);
-      assert.match(r.stderr, c.message);
-    });
+    test(c.name, () => expectConfigError(dir, c.name, `http {\n  ${c.body}\n  server { listen 127.0.0.1:1; return 204; }\n}\n`, c));
   }
 });

@@ -12,9 +12,10 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnBackends, type TestBackends } from '../support/backends.js';
-import { runFulcrum, startFulcrum, type FulcrumProcess } from '../support/fulcrum.js';
+import { startFulcrum, type FulcrumProcess } from '../support/fulcrum.js';
 import { request } from '../support/http-client.js';
 import { freePorts } from '../support/ports.js';
+import { expectConfigError } from '../support/config-check.js';
 import { tempDir } from '../support/tmp.js';
 
 let backends: TestBackends;
@@ -124,13 +125,6 @@ describe('rewrite module errors', { concurrency: 4 }, () => {
     { name: 'set of a bad name', directive: 'set host x;', message: /invalid variable name "host"/ },
   ];
   for (const c of cases) {
-    test(c.name, async () => {
-      const file = join(dir, `${c.name.replace(/\W+/g, '-')}.conf`);
-      writeFileSync(file, `http {\n  server {\n    listen 127.0.0.1:1;\n    location / {\n      ${c.directive}\n      return 204;\n    }\n  }\n}\n`);
-      const r = await runFulcrum(['check', '--config', file]);
-      assert.equal(r.code, 1, r.stderr);
-      assert.match(r.stderr, c.message);
-      assert.match(r.stderr, new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: `), r.stderr);
-    });
+    test(c.name, () => expectConfigError(dir, c.name, `http {\n  server {\n    listen 127.0.0.1:1;\n    location / {\n      ${c.directive}\n      return 204;\n    }\n  }\n}\n`, { message: c.message }));
   }
 });
