@@ -242,6 +242,15 @@ export const InheritableSettings = {
   gzip_proxied: z.array(z.enum(['off', 'expired', 'no-cache', 'no-store', 'private', 'no_last_modified', 'no_etag', 'auth', 'any'])).min(1).optional(),
   gzip_http_version: z.enum(['1.0', '1.1']).optional(),
   gzip_disable: z.array(z.string().min(1)).optional(),
+  /** nginx's ngx_http_auth_basic_module: the realm (with variables), or "off"; and the htpasswd file (src/proxy/auth-basic.ts). */
+  auth_basic: z.string().optional(),
+  auth_basic_user_file: z.string().min(1).optional(),
+  /** nginx's satisfy: "all" (allow/deny and auth_basic must both let the request in) or "any". */
+  satisfy: z.enum(['all', 'any']).optional(),
+  /** nginx's ngx_http_realip_module (src/net/real-ip.ts). */
+  set_real_ip_from: z.array(z.string().min(1)).optional(),
+  real_ip_header: z.string().min(1).optional(),
+  real_ip_recursive: Flag.optional(),
   ...SslSettings,
 };
 

@@ -57,6 +57,8 @@ import { GzipDownstream, GzipVerdict, gzipVerdict, type ResponseHeaderLookup } f
 import { buildUpstreamHead, upstreamUri } from './request-builder.js';
 import { nextRequestId } from './request-id.js';
 import { startTunnel } from './tunnel.js';
+import { authenticated, challenge, remoteUser, type AuthBasicRuntime } from './auth-basic.js';
+import { realAddress, type RealIpRuntime } from '../net/real-ip.js';
 
 const enum Phase {
   Routing,
@@ -122,6 +124,12 @@ export class Exchange implements UpstreamUser, VariableContext {
   serverName = '';
   host = '';
   captures: readonly string[] | null = null;
+  /** The client's address: the connection's, or the one set_real_ip_from let a header give (realIpApplied). */
+  remoteAddr: string;
+  remotePort: number;
+  private realIpApplied = false;
+  /** WWW-Authenticate for a 401 that auth_basic refused. */
+  private authChallenge: string | undefined = undefined;
   /** error_page redirected this request already: a second error gets the built-in page (nginx's recursive_error_pages off). */
   private errorPageUsed = false;
   /** limit_req: how long this request waits before it runs (ms). */
@@ -201,6 +209,8 @@ export class Exchange implements UpstreamUser, VariableContext {
     this.started = now;
     this.startTime = turnEpochMs();
     this.scheme = down.scheme;
+    this.remoteAddr = down.remoteAddr;
+    this.remotePort = down.remotePort;
     this.connectionId = down.connectionId;
     this.connectionRequests = down.requestCount;
     this.requestLength = requestLength;
@@ -209,11 +219,11 @@ export class Exchange implements UpstreamUser, VariableContext {
     this.requestId = nextRequestId(head.header('x-request-id'));
   }
 
-  get remoteAddr(): string {
+  get realipRemoteAddr(): string {
     return this.down.remoteAddr;
   }
 
-  get remotePort(): number {
+  get realipRemotePort(): number {
     return this.down.remotePort;
   }
 
@@ -271,6 +281,8 @@ export class Exchange implements UpstreamUser, VariableContext {
       return false;
     }
     this.uri = uri;
+    // The realip module's post-read phase, with the server's settings, before anything reads the client address.
+    if (server.settings.realIp !== undefined) this.applyRealIp(server.settings.realIp);
     if (server.rewrite !== undefined) {
       // The server's rewrite directives (its `return` among them, in order), before any location.
       if (runRewrites(server.rewrite, this) === RewriteOutcome.Done) return false;
@@ -281,10 +293,9 @@ export class Exchange implements UpstreamUser, VariableContext {
     if (!this.findLocation(server)) return false;
     const location = this.location!;
     const settings = location.settings;
-    if (settings.access !== undefined && !settings.access.check(this.remoteAddr)) {
-      this.reject(403);
-      return false;
-    }
+    // The realip module runs again in the preaccess phase with the location's settings, unless it already changed the address.
+    if (settings.realIp !== undefined && !this.realIpApplied) this.applyRealIp(settings.realIp);
+    if ((settings.access !== undefined || settings.authBasic !== undefined) && !this.admitAccess(settings)) return false;
     if (settings.clientMaxBodySize !== 0 && head.contentLength > settings.clientMaxBodySize) {
       this.reject(413);
       return false;
@@ -380,10 +391,62 @@ export class Exchange implements UpstreamUser, VariableContext {
     return true;
   }
 
+  /** set_real_ip_from: a trusted connection's client address comes from the configured header. */
+  private applyRealIp(realIp: RealIpRuntime): void {
+    if (realIp.trusted === undefined) return;
+    const real = realAddress(realIp, this.down.remoteAddr, this.request);
+    if (real === undefined) return;
+    this.remoteAddr = real.address;
+    this.remotePort = real.port;
+    this.realIpApplied = true;
+  }
+
+  /**
+   * nginx's access phase: allow/deny, then auth_basic, combined as `satisfy`
+   * says. Answers 403 or 401 itself and returns false when refused.
+   */
+  private admitAccess(settings: EffectiveSettings): boolean {
+    const verdict = settings.access === undefined ? 0 : settings.access.verdict(this.remoteAddr);
+    const auth = settings.authBasic !== undefined && settings.authBasic.enabled ? settings.authBasic : undefined;
+    if (settings.satisfyAny) {
+      if (verdict > 0) return true;
+      if (auth !== undefined) {
+        if (authenticated(auth, this)) return true;
+        this.refuseAuth(auth);
+        return false;
+      }
+      if (verdict < 0) {
+        this.reject(403);
+        return false;
+      }
+      return true;
+    }
+    if (verdict < 0) {
+      this.reject(403);
+      return false;
+    }
+    if (auth !== undefined && !authenticated(auth, this)) {
+      this.refuseAuth(auth);
+      return false;
+    }
+    return true;
+  }
+
+  private refuseAuth(auth: AuthBasicRuntime): void {
+    // nginx says nothing when no credentials came (the browser's first try), and logs an error for wrong ones.
+    const user = remoteUser(this);
+    if (user !== '') log().error({ client: this.remoteAddr, user }, 'auth_basic: user not found or password mismatch');
+    this.authChallenge = challenge(auth, this);
+    // An unread request body would be taken for the next request: close after answering.
+    if (!this.requestBodyDone) this.clientWantsKeepAlive = false;
+    this.respondError(401);
+  }
+
   /** limit_conn: admits the request under every rule, or under none. */
   private admitLimits(rules: readonly LimitConnRule[]): boolean {
     for (const rule of rules) {
-      if (rule.perClientAddress) {
+      // The connection count is the client's only while the realip module left the address alone.
+      if (rule.perClientAddress && !this.realIpApplied) {
         if (this.down.connectionsFromClient() > rule.limit) {
           this.releaseLimits();
           return false;
@@ -553,6 +616,7 @@ export class Exchange implements UpstreamUser, VariableContext {
     }
     const headers = this.down.responseHeaders();
     headers.add('Content-Type', 'text/html');
+    if (status === 401 && this.authChallenge !== undefined) headers.add('WWW-Authenticate', this.authChallenge);
     if (this.proxy !== undefined && this.location!.settings.debugHeader) this.addDebugHeaders(headers, undefined);
     this.respondFull(status, headers, errorPage(status));
   }

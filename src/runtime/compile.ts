@@ -39,6 +39,7 @@ import { AcmePlan, certificateFiles } from '../tls/acme/spec.js';
 import type { Member } from './membership.js';
 import { compileMaps } from '../variables/map.js';
 import { LimitReqZone, limitReqZone } from './limit-req.js';
+import { compileAuthBasic, compileRealIp } from './compile-access.js';
 import { compileCondition, setVariableNames, type RewriteRuntimeOp } from './rewrite.js';
 import { UnknownVariableError, compileTemplate, variableGetter, type Template, type VariableScope } from '../variables/template.js';
 import {
@@ -238,6 +239,9 @@ class Compiler {
       limitReqDryRun: pick('limit_req_dry_run') ?? parent.limitReqDryRun,
       limitReqLogLevel: pickLogLevel(pick('limit_req_log_level')) ?? parent.limitReqLogLevel,
       gzip: this.gzip(parent.gzip, s, p),
+      authBasic: compileAuthBasic(this, parent.authBasic, s, p),
+      satisfyAny: s.satisfy !== undefined ? s.satisfy === 'any' : parent.satisfyAny,
+      realIp: compileRealIp(this, parent.realIp, s, p),
     };
   }
 
@@ -310,16 +314,15 @@ class Compiler {
       list.addSubnet(addr, prefix, type);
       compiled.push({ allow: rule.action === 'allow', list });
     });
-    return {
-      check(address: string): boolean {
-        const mapped = address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
-        const type = net.isIPv6(mapped) ? 'ipv6' : 'ipv4';
-        for (const rule of compiled) {
-          if (rule.list === undefined || rule.list.check(mapped, type)) return rule.allow;
-        }
-        return true;
-      },
+    const verdict = (address: string): number => {
+      const mapped = address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
+      const type = net.isIPv6(mapped) ? 'ipv6' : 'ipv4';
+      for (const rule of compiled) {
+        if (rule.list === undefined || rule.list.check(mapped, type)) return rule.allow ? 1 : -1;
+      }
+      return 0;
     };
+    return { check: (address) => verdict(address) >= 0, verdict };
   }
 
   private limitConn(p: ModelPath, rules: NonNullable<Settings['limit_conn']>): LimitConnRule[] {
@@ -982,6 +985,9 @@ const BASE_SETTINGS: EffectiveSettings = {
   limitReqStatus: 503,
   limitReqDryRun: false,
   limitReqLogLevel: 'error',
+  authBasic: undefined,
+  satisfyAny: false,
+  realIp: undefined,
   gzip: {
     enabled: false,
     level: 1,

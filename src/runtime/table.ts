@@ -14,6 +14,8 @@ import type { ServerNameMatcher } from '../router/server-names.js';
 import type { AcmeServerSpec } from '../tls/acme/spec.js';
 import type { UpstreamGroup } from '../upstream/group.js';
 import type { Template } from '../variables/template.js';
+import type { AuthBasicRuntime } from '../proxy/auth-basic.js';
+import type { RealIpRuntime } from '../net/real-ip.js';
 
 /** Settings after http -> server -> location inheritance, in runtime units. */
 export interface EffectiveSettings {
@@ -53,6 +55,12 @@ export interface EffectiveSettings {
   limitReqLogLevel: 'info' | 'warn' | 'error';
   /** ngx_http_gzip_module's settings; `gzip.enabled` is the only thing read per request when it is off. */
   gzip: GzipRuntime;
+  /** auth_basic and auth_basic_user_file (src/proxy/auth-basic.ts); undefined while no level sets them. */
+  authBasic: AuthBasicRuntime | undefined;
+  /** `satisfy any`: allow/deny or auth_basic may let a request in. */
+  satisfyAny: boolean;
+  /** set_real_ip_from, real_ip_header, real_ip_recursive (src/net/real-ip.ts); undefined while no level sets them. */
+  realIp: RealIpRuntime | undefined;
 }
 
 /** gzip_proxied flags (nginx's NGX_HTTP_GZIP_PROXIED_*). */
@@ -124,6 +132,8 @@ export interface CompiledAddHeader {
 export interface AccessRules {
   /** true = allowed. Rules are checked in order; the first match decides. */
   check(address: string): boolean;
+  /** The first matching rule: 1 allow, -1 deny, 0 none matched (what `satisfy any` needs). */
+  verdict(address: string): number;
 }
 
 /** Bits of proxy_next_upstream. */

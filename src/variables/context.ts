@@ -14,6 +14,9 @@ export interface VariableContext {
   readonly args: string;
   readonly remoteAddr: string;
   readonly remotePort: number;
+  /** The connection's own address and port, before set_real_ip_from replaced them ($realip_remote_addr). */
+  readonly realipRemoteAddr: string;
+  readonly realipRemotePort: number;
   readonly serverAddr: string;
   readonly serverPort: number;
   /** 'http' or 'https'. */

@@ -6,6 +6,7 @@
  */
 import { hostname } from 'node:os';
 import type { VariableContext } from './context.js';
+import { remoteUser } from '../proxy/auth-basic.js';
 
 export type Getter = (ctx: VariableContext) => string;
 
@@ -59,7 +60,10 @@ const SIMPLE: Record<string, Getter> = {
   request: (c) => `${c.request.method} ${c.request.target} HTTP/1.${c.request.versionMinor}`,
   server_protocol: (c) => `HTTP/1.${c.request.versionMinor}`,
   remote_addr: (c) => c.remoteAddr,
-  remote_port: (c) => '' + c.remotePort,
+  // 0 when the realip module took an address without a port: nginx prints nothing.
+  remote_port: (c) => (c.remotePort === 0 ? '' : '' + c.remotePort),
+  realip_remote_addr: (c) => c.realipRemoteAddr,
+  realip_remote_port: (c) => '' + c.realipRemotePort,
   binary_remote_addr: (c) => c.remoteAddr,
   server_addr: (c) => c.serverAddr,
   server_port: (c) => '' + c.serverPort,
@@ -89,7 +93,7 @@ const SIMPLE: Record<string, Getter> = {
   upstream_header_time: (c) => c.upstreamHeaderTime,
   hostname: () => HOSTNAME,
   pid: () => '' + process.pid,
-  remote_user: () => '',
+  remote_user: remoteUser,
   nginx_version: () => '1.22.1',
   fulcrum_version: () => '0.1.0',
 };

@@ -15,6 +15,8 @@ function context(headText: string, overrides: Partial<VariableContext> = {}): Va
     args: q < 0 ? '' : head.path.slice(q + 1),
     remoteAddr: '10.0.0.7',
     remotePort: 51000,
+    realipRemoteAddr: '10.0.0.7',
+    realipRemotePort: 51000,
     serverAddr: '127.0.0.1',
     serverPort: 443,
     scheme: 'https',

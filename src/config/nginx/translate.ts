@@ -1107,6 +1107,26 @@ const DIRECTIVES: Record<string, DirectiveSpec> = {
     },
   },
 
+  // ---- ngx_http_auth_basic_module, satisfy, ngx_http_realip_module
+  auth_basic: scalar(HSL, text),
+  auth_basic_user_file: scalar(HSL, text),
+  satisfy: scalar(HSL, (d, t, a) => {
+    if (a === 'all' || a === 'any') return a;
+    return void t.error(d, `invalid value "${a}" in "satisfy" directive, it must be "all" or "any"`);
+  }),
+  set_real_ip_from: {
+    contexts: HSL,
+    args: [1, 1],
+    apply(d, frame, t) {
+      t.push(d, frame, 'set_real_ip_from', d.args[0]!);
+    },
+  },
+  real_ip_header: scalar(HSL, (d, t, a) => {
+    if (a === 'proxy_protocol') return void t.error(d, '"real_ip_header proxy_protocol" is not supported: fulcrum has no PROXY protocol listener');
+    return a;
+  }),
+  real_ip_recursive: scalar(HSL, flag),
+
   // ---- TLS (http or server)
   ssl_certificate: {
     contexts: HS,
