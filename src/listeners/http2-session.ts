@@ -42,6 +42,8 @@ function h2Server(): http2.Http2Server {
 }
 
 let handingOver: Http2Connection | undefined;
+/** maxConcurrentStreams the shared server currently announces (http2_max_concurrent_streams, nginx's default 128). */
+let announcedStreams = 128;
 
 let nextId = 1_000_000_000;
 
@@ -69,8 +71,15 @@ export class Http2Connection implements TrackedConnection {
     connectionCounts.active++;
     connectionCounts.phases[ConnectionPhase.Waiting]!++;
     handingOver = this;
+    // The session's first SETTINGS come from the shared server's: set them for this listener's default server (as nginx takes them).
+    const streams = listener.spec.servers.defaultServer.http2MaxConcurrentStreams;
+    const server = h2Server();
+    if (streams !== announcedStreams) {
+      server.updateSettings({ maxConcurrentStreams: streams });
+      announcedStreams = streams;
+    }
     try {
-      h2Server().emit('connection', socket);
+      server.emit('connection', socket);
     } finally {
       handingOver = undefined;
     }
@@ -78,8 +87,6 @@ export class Http2Connection implements TrackedConnection {
 
   attach(session: http2.ServerHttp2Session): void {
     this.session = session;
-    const streams = this.listener.spec.servers.defaultServer.http2MaxConcurrentStreams;
-    if (streams !== 128) session.settings({ maxConcurrentStreams: streams });
     session.on('stream', (stream, headers) => this.onStream(stream, headers));
     session.on('close', () => this.closed());
     session.on('error', () => undefined);

@@ -39,6 +39,7 @@ import { AcmePlan, certificateFiles } from '../tls/acme/spec.js';
 import type { Member } from './membership.js';
 import { compileMaps } from '../variables/map.js';
 import { LimitReqZone, limitReqZone } from './limit-req.js';
+import { DEFAULT_CHARSET_TYPES, charsetRuntime, charsetTypes } from './header-settings.js';
 import { compileCondition, setVariableNames, type RewriteRuntimeOp } from './rewrite.js';
 import { UnknownVariableError, compileTemplate, variableGetter, type Template, type VariableScope } from '../variables/template.js';
 import {
@@ -238,6 +239,13 @@ class Compiler {
       limitReqDryRun: pick('limit_req_dry_run') ?? parent.limitReqDryRun,
       limitReqLogLevel: pickLogLevel(pick('limit_req_log_level')) ?? parent.limitReqLogLevel,
       gzip: this.gzip(parent.gzip, s, p),
+      expires: s.expires === undefined ? parent.expires : s.expires === 'off' ? undefined : s.expires,
+      charsetTypes: s.charset_types === undefined ? parent.charsetTypes : charsetTypes(s.charset_types),
+      charset: charsetRuntime(parent, s.charset, s.charset_types),
+      absoluteRedirect: pick('absolute_redirect') ?? parent.absoluteRedirect,
+      portInRedirect: pick('port_in_redirect') ?? parent.portInRedirect,
+      serverNameInRedirect: pick('server_name_in_redirect') ?? parent.serverNameInRedirect,
+      etag: pick('etag') ?? parent.etag,
     };
   }
 
@@ -463,6 +471,7 @@ class Compiler {
       rewrite: this.rewriteProgram(s.rewrite, [...p, 'rewrite']),
       serverReturn: tokenDir === undefined ? serverReturn : undefined,
       hstsSeconds: Math.floor((s.hsts ?? 0) / 1000),
+      http2MaxConcurrentStreams: s.http2_max_concurrent_streams ?? http.http2_max_concurrent_streams ?? 128,
       label: `server ${names[0] ?? '""'}`,
     };
   }
@@ -633,7 +642,7 @@ class Compiler {
       const rewrite = this.rewriteProgram(loc.rewrite, [...lp, 'rewrite']);
       const root = inherit(chain, scope, 'root');
       const filesAfterBreak = rewrite !== undefined && action.kind === 'return' ? { directory: this.resolvePath(root ?? 'html'), alias: undefined } : undefined;
-      compiled.push({ match, regex, children, value: { label: `location ${loc.location}`, match, settings, action, tryFiles, rewrite, filesAfterBreak } });
+      compiled.push({ match, regex, children, value: { label: `location ${loc.location}`, match, settings, action, tryFiles, rewrite, filesAfterBreak, internal: loc.internal === true } });
     });
     return new LocationMatcher(compiled);
   }
@@ -649,6 +658,7 @@ class Compiler {
       const ret = this.returnRuntime([...p, 'return'], loc.return);
       return ret === undefined ? undefined : { kind: 'return', ret };
     }
+    if (loc.stub_status === true) return { kind: 'stub_status' };
     if (loc.proxy_pass !== undefined) {
       const proxy = this.proxyRuntime(loc, p, match, chain, scope);
       return proxy === undefined ? undefined : { kind: 'proxy', proxy };
@@ -982,6 +992,13 @@ const BASE_SETTINGS: EffectiveSettings = {
   limitReqStatus: 503,
   limitReqDryRun: false,
   limitReqLogLevel: 'error',
+  expires: undefined,
+  charset: undefined,
+  charsetTypes: DEFAULT_CHARSET_TYPES,
+  absoluteRedirect: true,
+  portInRedirect: true,
+  serverNameInRedirect: false,
+  etag: true,
   gzip: {
     enabled: false,
     level: 1,

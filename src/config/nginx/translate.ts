@@ -13,6 +13,7 @@ import type { ConfigDiagnostic, SourceLocation } from '../errors.js';
 import { PathSourceMap, type ModelPath } from '../source-map.js';
 import { parseDuration, parseSize } from '../units.js';
 import type { Directive } from './parse.js';
+import { parseExpires } from './header-directives.js';
 
 type Context = 'main' | 'events' | 'http' | 'server' | 'location' | 'upstream' | 'admin' | 'if';
 type Obj = Record<string, unknown>;
@@ -693,11 +694,44 @@ const DIRECTIVES: Record<string, DirectiveSpec> = {
     },
   },
   http2: scalar(['server'], flag),
+  http2_max_concurrent_streams: scalar(HS, (d, t, a) => integer(d, t, a, 1)),
+  http2_idle_timeout: {
+    contexts: HS,
+    args: [1, 1],
+    apply(d, _frame, t) {
+      // Removed in nginx 1.19.7, which uses keepalive_timeout instead; fulcrum does too.
+      if (time(d, t, d.args[0]!) !== undefined) t.warn(d, 'directive "http2_idle_timeout" is obsolete (nginx 1.19.7) and ignored: idle HTTP/2 connections close after keepalive_timeout');
+    },
+  },
+  http2_recv_timeout: {
+    contexts: HS,
+    args: [1, 1],
+    apply(d, _frame, t) {
+      // Removed in nginx 1.19.7, which uses client_header_timeout instead.
+      if (time(d, t, d.args[0]!) !== undefined) t.warn(d, 'directive "http2_recv_timeout" is obsolete (nginx 1.19.7) and ignored: node:http2 reads frames as they come');
+    },
+  },
   redirect_https: scalar(['server'], flag),
   hsts: scalar(['server'], time),
 
   // ---- location
   proxy_pass: scalar(['location'], text),
+  stub_status: {
+    contexts: ['location'],
+    args: [0, 1],
+    apply(d, frame, t) {
+      // nginx ignores the argument of the old `stub_status on;` form: even "off" turns it on.
+      if (d.args.length === 1 && d.args[0] !== 'on') t.warn(d, `the argument "${d.args[0]}" is ignored, as nginx does: the location answers with stub_status`);
+      t.setOnce(d, frame, 'stub_status', true);
+    },
+  },
+  internal: {
+    contexts: ['location'],
+    args: [0, 0],
+    apply(d, frame, t) {
+      t.setOnce(d, frame, 'internal', true);
+    },
+  },
   alias: scalar(['location'], text),
   try_files: {
     contexts: ['location'],
@@ -1085,6 +1119,43 @@ const DIRECTIVES: Record<string, DirectiveSpec> = {
     t.error(d, `invalid value "${a}" in "${d.name}" directive`);
     return undefined;
   }),
+
+  // ---- headers and charset filters, redirects, etag
+  expires: {
+    contexts: HSL,
+    args: [1, 2],
+    apply(d, frame, t) {
+      const parsed = parseExpires(d.args);
+      if ('error' in parsed) return t.error(d, parsed.error);
+      t.setOnce(d, frame, 'expires', parsed.value);
+    },
+  },
+  charset: scalar(HSL, text),
+  charset_types: {
+    contexts: HSL,
+    args: [1, Infinity],
+    apply(d, frame, t) {
+      t.setOnce(d, frame, 'charset_types', [...d.args]);
+    },
+  },
+  source_charset: {
+    contexts: HSL,
+    args: [1, 1],
+    apply(d, _frame, t) {
+      t.error(d, 'charset recoding is not supported: fulcrum only adds "charset" to Content-Type');
+    },
+  },
+  override_charset: {
+    contexts: HSL,
+    args: [1, 1],
+    apply(d, _frame, t) {
+      t.error(d, 'charset recoding is not supported: fulcrum only adds "charset" to Content-Type');
+    },
+  },
+  absolute_redirect: scalar(HSL, flag),
+  port_in_redirect: scalar(HSL, flag),
+  server_name_in_redirect: scalar(HSL, flag),
+  etag: scalar(HSL, flag),
 
   // ---- ngx_http_gzip_module
   gzip: scalar(HSL, flag),
