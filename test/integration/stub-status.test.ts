@@ -3,7 +3,10 @@
  * that move with requests, idle keep-alive connections and connections still
  * sending their head; the $connections_* variables. The format and the
  * counts of a first request (Active 1, "1 1 1", Writing 1) were read from
- * Debian's nginx 1.22 (`curl -s /st | cat -A`). Counts are per worker
+ * Debian's nginx 1.22 (`curl -s /st | cat -A`), and so were the moves of
+ * the second test (three idle keep-alive connections, one half-sent head and
+ * one silent connection: Active +5, Waiting +4, Reading +1, requests +5
+ * counting the status request itself). Counts are per worker
  * process, so the config runs one worker as nginx configs do by default.
  */
 import { test, describe, before, after } from 'node:test';
