@@ -251,6 +251,15 @@ export const InheritableSettings = {
   set_real_ip_from: z.array(z.string().min(1)).optional(),
   real_ip_header: z.string().min(1).optional(),
   real_ip_recursive: Flag.optional(),
+  /** nginx's expires, parsed (src/config/nginx/header-directives.ts). */
+  expires: z.union([z.literal('off'), z.strictObject({ mode: z.enum(['access', 'modified', 'daily', 'epoch', 'max']), seconds: z.number().int() })]).optional(),
+  /** nginx's charset: a name, or "off". */
+  charset: z.string().min(1).optional(),
+  charset_types: z.array(z.string().min(1)).optional(),
+  absolute_redirect: Flag.optional(),
+  port_in_redirect: Flag.optional(),
+  server_name_in_redirect: Flag.optional(),
+  etag: Flag.optional(),
   ...SslSettings,
 };
 
@@ -272,6 +281,10 @@ const LocationFields = {
   /** nginx's try_files: files (with variables; "name/" is a directory) tried in order, then the last: a URI, @name or =code. */
   try_files: z.array(z.string().min(1)).min(2).optional(),
   rewrite: z.array(RewriteOp).optional(),
+  /** nginx's stub_status: the location answers with the connection counts. */
+  stub_status: z.boolean().optional(),
+  /** nginx's internal: only internal redirects reach the location; a client's request for it gets 404. */
+  internal: z.boolean().optional(),
   ...InheritableSettings,
 };
 
@@ -309,6 +322,7 @@ export const ServerBlock = z.strictObject({
   redirect_https: Flag.optional(),
   /** fulcrum: Strict-Transport-Security max-age on HTTPS responses; 0 = off. */
   hsts: Duration.optional(),
+  http2_max_concurrent_streams: PositiveInt.optional(),
   rewrite: z.array(RewriteOp).optional(),
   locations: z.array(LocationBlock).default([]),
   ...InheritableSettings,
@@ -467,6 +481,7 @@ export const HttpBlock = z.strictObject({
   log_format: z.record(z.string(), LogFormat).default({}),
   upstreams: z.array(UpstreamBlock).default([]),
   servers: z.array(ServerBlock).default([]),
+  http2_max_concurrent_streams: PositiveInt.optional(),
   resolver: z.array(z.string()).optional(),
   resolver_valid: Duration.optional(),
   resolver_timeout: Duration.default('30s'),

@@ -29,10 +29,19 @@ export function serveReturn(ex: Exchange, ret: ReturnRuntime, settings: Effectiv
   ex.respondFull(code, headers, null);
 }
 
-/** nginx (absolute_redirect on) makes a relative redirect absolute with the request's scheme, host and port. */
+/**
+ * nginx (absolute_redirect on, its default) makes a relative redirect
+ * absolute with the request's scheme, host (the server's first name with
+ * server_name_in_redirect on) and port (left out with port_in_redirect off,
+ * or when it is the scheme's default).
+ */
 export function absoluteLocation(ex: Exchange, url: string): string {
   if (!url.startsWith('/')) return url;
+  const settings = ex.location?.settings ?? ex.server?.settings;
+  if (settings !== undefined && !settings.absoluteRedirect) return url;
+  const host = settings !== undefined && settings.serverNameInRedirect && ex.serverName !== '' ? ex.serverName : ex.host;
+  if (settings !== undefined && !settings.portInRedirect) return `${ex.scheme}://${host}${url}`;
   const defaultPort = ex.scheme === 'https' ? 443 : 80;
   const port = ex.serverPort === defaultPort ? '' : ':' + ex.serverPort;
-  return `${ex.scheme}://${ex.host}${port}${url}`;
+  return `${ex.scheme}://${host}${port}${url}`;
 }

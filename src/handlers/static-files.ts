@@ -77,12 +77,13 @@ async function serve(ex: Exchange, target: string, settings: EffectiveSettings, 
       return ex.respondFull(301, headers, errorPage(301));
     }
     if (!stat.isFile()) return ex.respondError(404);
-    const etag = `"${Math.floor(stat.mtimeMs / 1000).toString(16)}-${stat.size.toString(16)}"`;
+    // etag off: none is sent, and an If-None-Match then never matches (nginx's not-modified filter).
+    const etag = !settings.etag ? '' : `"${Math.floor(stat.mtimeMs / 1000).toString(16)}-${stat.size.toString(16)}"`;
     const lastModified = stat.mtime.toUTCString();
     const headers = ex.down.responseHeaders();
     headers.add('Content-Type', mimeType(file, settings.defaultType));
     headers.add('Last-Modified', lastModified);
-    headers.add('ETag', etag);
+    if (etag !== '') headers.add('ETag', etag);
     headers.add('Accept-Ranges', 'bytes');
     if (notModified(ex, etag, stat.mtime)) return ex.respondFull(304, headers, null, true);
     if (stat.size <= 65536) {
@@ -116,7 +117,7 @@ async function streamFile(ex: Exchange, handle: fs.promises.FileHandle, size: nu
 
 function notModified(ex: Exchange, etag: string, mtime: Date): boolean {
   const inm = ex.request.header('if-none-match');
-  if (inm !== undefined) return inm === '*' || inm.split(',').some((t) => t.trim() === etag);
+  if (inm !== undefined) return etag !== '' && (inm === '*' || inm.split(',').some((t) => t.trim() === etag));
   const ims = ex.request.header('if-modified-since');
   if (ims === undefined) return false;
   const since = Date.parse(ims);

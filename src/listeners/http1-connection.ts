@@ -26,6 +26,7 @@ import { hostWithoutPort, type ServerNameMatcher } from '../router/server-names.
 import { DOUBLE_ZERO } from '../runtime/double-zero.js';
 import type { EffectiveSettings, ListenerSpec, VirtualServer } from '../runtime/table.js';
 import type { ConnectionTracker, TrackedConnection } from './connection-tracker.js';
+import { ConnectionPhase, connectionCounts, movePhase } from './connection-counts.js';
 
 const enum State {
   /** Waiting for (the rest of) a request head. */
@@ -98,6 +99,10 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
   /** When the current head started (first byte), or when the connection became idle. */
   private headStart: number;
   private idle = false;
+  /** For stub_status (connection-counts.ts). */
+  private phase = ConnectionPhase.Waiting;
+  /** In connectionCounts.active until the socket is gone ('error' and 'close' may both come). */
+  private counted = true;
   private lastBodyRead = DOUBLE_ZERO;
   private writeBlockedSince = DOUBLE_ZERO;
   private closingSince = DOUBLE_ZERO;
@@ -143,6 +148,9 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     socket.on('close', () => this.onClose());
     socket.on('drain', () => this.onDrain());
     listener.tracker.add(this);
+    connectionCounts.handled++;
+    connectionCounts.active++;
+    connectionCounts.phases[ConnectionPhase.Waiting]!++;
   }
 
   get draining(): boolean {
@@ -259,6 +267,10 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
       this.idle = false;
       this.headStart = turnNow();
     }
+    if (this.phase !== ConnectionPhase.Reading) {
+      connectionCounts.requests++;
+      movePhase(this.phase, (this.phase = ConnectionPhase.Reading));
+    }
     const found = buf.indexOf(CRLFCRLF, this.searchFrom);
     if (found < 0) {
       const limits = this.settings.headLimits;
@@ -281,6 +293,7 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     head.reset();
     const status = parseRequestHead(buf.toString('latin1', 0, found), head, this.settings.headLimits);
     this.requestCount++;
+    movePhase(this.phase, (this.phase = ConnectionPhase.Writing));
     const ex = new Exchange(this, this, head, turnNow(), end);
     this.exchange = ex;
     if (status !== 0) {
@@ -322,6 +335,8 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     this.buffer = null;
     this.state = State.Responding;
     this.requestCount++;
+    if (this.phase !== ConnectionPhase.Reading) connectionCounts.requests++;
+    movePhase(this.phase, (this.phase = ConnectionPhase.Writing));
     const head = this.head;
     head.reset();
     head.method = 'GET';
@@ -396,6 +411,11 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
 
   private onClose(): void {
     this.listener.tracker.remove(this);
+    if (this.counted) {
+      this.counted = false;
+      movePhase(this.phase, (this.phase = ConnectionPhase.Gone));
+      connectionCounts.active--;
+    }
     if (this.state === State.Closed) return;
     const wasTunnel = this.state === State.Tunnel;
     this.state = State.Closed;
@@ -417,6 +437,7 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     }
     this.state = State.Head;
     this.idle = true;
+    movePhase(this.phase, (this.phase = ConnectionPhase.Waiting));
     this.headStart = turnNow();
     if (settings.keepaliveTimeoutMs === 0) return this.close();
     if (this.paused) this.resumeReading();
@@ -631,6 +652,7 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     if (this.state === State.Closed) return;
     const requestReadWhole = this.state !== State.Body;
     this.state = State.Closed;
+    movePhase(this.phase, (this.phase = ConnectionPhase.Gone));
     this.closingSince = performance.now();
     const nothingUnread = !this.paused && (this.peerEnded || (requestReadWhole && this.buffer === null));
     const destroyOnceWritten = this.scheme === 'http' && nothingUnread;

@@ -15,6 +15,7 @@ import { BodyWrite, HeaderList, type Downstream } from '../proxy/downstream.js';
 import { Exchange, type ExchangeHost } from '../proxy/exchange.js';
 import { hostWithoutPort } from '../router/server-names.js';
 import type { TrackedConnection } from './connection-tracker.js';
+import { ConnectionPhase, connectionCounts, movePhase } from './connection-counts.js';
 import type { ListenerContext } from './http1-connection.js';
 
 /** Headers that are never valid in HTTP/2 (RFC 9113 8.2.2); fulcrum strips them from responses. */
@@ -41,6 +42,8 @@ function h2Server(): http2.Http2Server {
 }
 
 let handingOver: Http2Connection | undefined;
+/** maxConcurrentStreams the shared server currently announces (http2_max_concurrent_streams, nginx's default 128). */
+let announcedStreams = 128;
 
 let nextId = 1_000_000_000;
 
@@ -51,6 +54,8 @@ export class Http2Connection implements TrackedConnection {
   readonly streams = new Set<Http2StreamDownstream>();
   requestCount = 0;
   private draining = false;
+  /** The session closed (stub_status counts). */
+  private gone = false;
   readonly remoteAddr: string;
   /** When a stream last opened or closed (or a sweep saw one open). */
   lastActive = performance.now();
@@ -61,9 +66,20 @@ export class Http2Connection implements TrackedConnection {
   ) {
     this.remoteAddr = socket.remoteAddress ?? '';
     listener.tracker.add(this);
+    // For stub_status: the connection waits while it has no stream; each stream is a request writing.
+    connectionCounts.handled++;
+    connectionCounts.active++;
+    connectionCounts.phases[ConnectionPhase.Waiting]!++;
     handingOver = this;
+    // The session's first SETTINGS come from the shared server's: set them for this listener's default server (as nginx takes them).
+    const streams = listener.spec.servers.defaultServer.http2MaxConcurrentStreams;
+    const server = h2Server();
+    if (streams !== announcedStreams) {
+      server.updateSettings({ maxConcurrentStreams: streams });
+      announcedStreams = streams;
+    }
     try {
-      h2Server().emit('connection', socket);
+      server.emit('connection', socket);
     } finally {
       handingOver = undefined;
     }
@@ -72,13 +88,31 @@ export class Http2Connection implements TrackedConnection {
   attach(session: http2.ServerHttp2Session): void {
     this.session = session;
     session.on('stream', (stream, headers) => this.onStream(stream, headers));
-    session.on('close', () => this.listener.tracker.remove(this));
+    session.on('close', () => this.closed());
     session.on('error', () => undefined);
     if (this.draining) session.goaway();
   }
 
+  private closed(): void {
+    this.listener.tracker.remove(this);
+    if (this.gone) return;
+    this.gone = true;
+    connectionCounts.active--;
+    if (this.streams.size === 0) connectionCounts.phases[ConnectionPhase.Waiting]!--;
+  }
+
+  /** A stream is over (closed, or its exchange finished). */
+  streamEnded(down: Http2StreamDownstream): void {
+    if (!this.streams.delete(down)) return;
+    connectionCounts.phases[ConnectionPhase.Writing]!--;
+    if (this.streams.size === 0 && !this.gone) connectionCounts.phases[ConnectionPhase.Waiting]!++;
+  }
+
   private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
     this.requestCount++;
+    connectionCounts.requests++;
+    if (this.streams.size === 0 && !this.gone) movePhase(ConnectionPhase.Waiting, ConnectionPhase.Writing);
+    else connectionCounts.phases[ConnectionPhase.Writing]!++;
     this.lastActive = performance.now();
     const down = new Http2StreamDownstream(this, stream);
     const head = requestHeadFromH2(headers);
@@ -205,7 +239,7 @@ export class Http2StreamDownstream implements Downstream, ExchangeHost {
   }
 
   onClose(): void {
-    this.connection.streams.delete(this);
+    this.connection.streamEnded(this);
     this.connection.lastActive = performance.now();
     const ex = this.exchange;
     this.exchange = undefined;
@@ -213,7 +247,7 @@ export class Http2StreamDownstream implements Downstream, ExchangeHost {
   }
 
   exchangeDone(ex: Exchange): void {
-    if (ex === this.exchange) this.connection.streams.delete(this);
+    if (ex === this.exchange) this.connection.streamEnded(this);
   }
 
   responseHeaders(): HeaderList {

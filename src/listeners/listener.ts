@@ -13,6 +13,7 @@ import { peekClientHello } from '../tls/client-hello.js';
 import { SessionCache, TicketKeys, sessionCacheCapacity } from '../tls/context.js';
 import { ocspStapler } from '../tls/ocsp.js';
 import type { ConnectionTracker } from './connection-tracker.js';
+import { connectionCounts } from './connection-counts.js';
 import { Http1Connection, type ListenerContext } from './http1-connection.js';
 import { Http2Connection } from './http2-session.js';
 
@@ -226,6 +227,7 @@ export class Listener implements ListenerContext {
   }
 
   private accept(socket: net.Socket, h2: boolean): void {
+    connectionCounts.accepted++;
     if (this.tracker.full) {
       // worker_connections reached: refuse cleanly rather than degrade everyone.
       socket.destroy();

@@ -38,6 +38,8 @@ import { reasonPhrase, statusHasNoBody } from '../http/status.js';
 import { noteFailure, noteSelected, noteSuccess } from '../health/passive.js';
 import type { Tried } from '../balancer/policy.js';
 import { absoluteLocation, serveReturn } from '../handlers/return.js';
+import { serveStubStatus } from '../handlers/stub-status.js';
+import { applyCharset, applyExpires, headersFilterApplies } from './header-filters.js';
 import { serveStatic } from '../handlers/static-files.js';
 import { normalizePath } from '../router/normalize.js';
 import { hostWithoutPort } from '../router/server-names.js';
@@ -320,6 +322,11 @@ export class Exchange implements UpstreamUser, VariableContext {
         this.respondError(404);
         return false;
       }
+      // nginx: a URI changed by rewrite counts as internal, the client's own does not.
+      if (match.value.internal === true && !this.uriRewritten) {
+        this.respondError(404);
+        return false;
+      }
       this.location = match.value;
       this.captures = match.captures;
       const program = match.value.rewrite;
@@ -566,6 +573,8 @@ export class Exchange implements UpstreamUser, VariableContext {
         return serveStatic(this, action.files, location.settings);
       case 'proxy':
         return this.startProxy(action.proxy);
+      case 'stub_status':
+        return serveStubStatus(this);
     }
   }
 
@@ -705,9 +714,11 @@ export class Exchange implements UpstreamUser, VariableContext {
     this.finish();
   }
 
-  /** add_header (2xx/3xx, or `always`) and HSTS. */
+  /** expires, charset, add_header (2xx/3xx, or `always`) and HSTS. */
   private addConfiguredHeaders(headers: HeaderList, status: number): void {
     const settings = this.location?.settings ?? this.server?.settings;
+    if (settings !== undefined && settings.expires !== undefined && headersFilterApplies(status)) applyExpires(headers, settings.expires, Date.now());
+    if (settings !== undefined && settings.charset !== undefined) applyCharset(headers, settings.charset, status);
     if (settings !== undefined && settings.addHeaders.length > 0) {
       const success = status === 200 || status === 201 || status === 204 || status === 206 || (status >= 301 && status <= 308);
       for (const h of settings.addHeaders) if (success || h.always) headers.add(h.name, h.value.expand(this));

@@ -40,6 +40,7 @@ import type { Member } from './membership.js';
 import { compileMaps } from '../variables/map.js';
 import { LimitReqZone, limitReqZone } from './limit-req.js';
 import { compileAuthBasic, compileRealIp } from './compile-access.js';
+import { DEFAULT_CHARSET_TYPES, charsetRuntime, charsetTypes } from './header-settings.js';
 import { compileCondition, setVariableNames, type RewriteRuntimeOp } from './rewrite.js';
 import { UnknownVariableError, compileTemplate, variableGetter, type Template, type VariableScope } from '../variables/template.js';
 import {
@@ -242,6 +243,13 @@ class Compiler {
       authBasic: compileAuthBasic(this, parent.authBasic, s, p),
       satisfyAny: s.satisfy !== undefined ? s.satisfy === 'any' : parent.satisfyAny,
       realIp: compileRealIp(this, parent.realIp, s, p),
+      expires: s.expires === undefined ? parent.expires : s.expires === 'off' ? undefined : s.expires,
+      charsetTypes: s.charset_types === undefined ? parent.charsetTypes : charsetTypes(s.charset_types),
+      charset: charsetRuntime(parent, s.charset, s.charset_types),
+      absoluteRedirect: pick('absolute_redirect') ?? parent.absoluteRedirect,
+      portInRedirect: pick('port_in_redirect') ?? parent.portInRedirect,
+      serverNameInRedirect: pick('server_name_in_redirect') ?? parent.serverNameInRedirect,
+      etag: pick('etag') ?? parent.etag,
     };
   }
 
@@ -466,6 +474,7 @@ class Compiler {
       rewrite: this.rewriteProgram(s.rewrite, [...p, 'rewrite']),
       serverReturn: tokenDir === undefined ? serverReturn : undefined,
       hstsSeconds: Math.floor((s.hsts ?? 0) / 1000),
+      http2MaxConcurrentStreams: s.http2_max_concurrent_streams ?? http.http2_max_concurrent_streams ?? 128,
       label: `server ${names[0] ?? '""'}`,
     };
   }
@@ -636,7 +645,7 @@ class Compiler {
       const rewrite = this.rewriteProgram(loc.rewrite, [...lp, 'rewrite']);
       const root = inherit(chain, scope, 'root');
       const filesAfterBreak = rewrite !== undefined && action.kind === 'return' ? { directory: this.resolvePath(root ?? 'html'), alias: undefined } : undefined;
-      compiled.push({ match, regex, children, value: { label: `location ${loc.location}`, match, settings, action, tryFiles, rewrite, filesAfterBreak } });
+      compiled.push({ match, regex, children, value: { label: `location ${loc.location}`, match, settings, action, tryFiles, rewrite, filesAfterBreak, internal: loc.internal === true } });
     });
     return new LocationMatcher(compiled);
   }
@@ -652,6 +661,7 @@ class Compiler {
       const ret = this.returnRuntime([...p, 'return'], loc.return);
       return ret === undefined ? undefined : { kind: 'return', ret };
     }
+    if (loc.stub_status === true) return { kind: 'stub_status' };
     if (loc.proxy_pass !== undefined) {
       const proxy = this.proxyRuntime(loc, p, match, chain, scope);
       return proxy === undefined ? undefined : { kind: 'proxy', proxy };
@@ -988,6 +998,13 @@ const BASE_SETTINGS: EffectiveSettings = {
   authBasic: undefined,
   satisfyAny: false,
   realIp: undefined,
+  expires: undefined,
+  charset: undefined,
+  charsetTypes: DEFAULT_CHARSET_TYPES,
+  absoluteRedirect: true,
+  portInRedirect: true,
+  serverNameInRedirect: false,
+  etag: true,
   gzip: {
     enabled: false,
     level: 1,

@@ -16,6 +16,7 @@ import type { UpstreamGroup } from '../upstream/group.js';
 import type { Template } from '../variables/template.js';
 import type { AuthBasicRuntime } from '../proxy/auth-basic.js';
 import type { RealIpRuntime } from '../net/real-ip.js';
+import type { CharsetRuntime, ExpiresRuntime } from '../proxy/header-filters.js';
 
 /** Settings after http -> server -> location inheritance, in runtime units. */
 export interface EffectiveSettings {
@@ -53,6 +54,18 @@ export interface EffectiveSettings {
   limitReqDryRun: boolean;
   /** Where refusals are logged (nginx's limit_req_log_level, default error); delays one level lower. */
   limitReqLogLevel: 'info' | 'warn' | 'error';
+  /** nginx's expires; undefined = off (src/proxy/header-filters.ts). */
+  expires: ExpiresRuntime | undefined;
+  /** nginx's charset with charset_types; undefined = off. */
+  charset: CharsetRuntime | undefined;
+  /** charset_types, inherited on its own (undefined = `*`). */
+  charsetTypes: ReadonlySet<string> | undefined;
+  /** absolute_redirect, port_in_redirect, server_name_in_redirect (src/handlers/return.ts absoluteLocation). */
+  absoluteRedirect: boolean;
+  portInRedirect: boolean;
+  serverNameInRedirect: boolean;
+  /** etag: static files get an ETag (nginx's "mtime-size" in hex). */
+  etag: boolean;
   /** ngx_http_gzip_module's settings; `gzip.enabled` is the only thing read per request when it is off. */
   gzip: GzipRuntime;
   /** auth_basic and auth_basic_user_file (src/proxy/auth-basic.ts); undefined while no level sets them. */
@@ -202,7 +215,9 @@ export interface StaticRuntime {
 export type Action =
   | { kind: 'proxy'; proxy: ProxyRuntime }
   | { kind: 'return'; ret: ReturnRuntime }
-  | { kind: 'static'; files: StaticRuntime };
+  | { kind: 'static'; files: StaticRuntime }
+  /** nginx's stub_status (src/handlers/stub-status.ts). */
+  | { kind: 'stub_status' };
 
 export interface LocationRuntime {
   /** For logs and the debug header: "location /api". */
@@ -212,6 +227,8 @@ export interface LocationRuntime {
   readonly action: Action;
   /** try_files: checked before the action runs. */
   readonly tryFiles?: TryFilesRuntime;
+  /** nginx's `internal`: only a rewritten URI or an internal redirect may land here; a client's URI gets 404. */
+  readonly internal?: boolean;
   /** The location's rewrite-module directives, run once it is chosen. */
   readonly rewrite?: readonly RewriteRuntimeOp[];
   /**
@@ -245,6 +262,8 @@ export interface VirtualServer {
   readonly serverReturn: ReturnRuntime | undefined;
   /** HSTS max-age in seconds, 0 = none. */
   readonly hstsSeconds: number;
+  /** http2_max_concurrent_streams (nginx's default 128), taken from a listener's default server as in nginx. */
+  readonly http2MaxConcurrentStreams: number;
   /** Location used when nothing matches (nginx answers 404). */
   readonly label: string;
 }

@@ -7,6 +7,7 @@
 import { hostname } from 'node:os';
 import type { VariableContext } from './context.js';
 import { remoteUser } from '../proxy/auth-basic.js';
+import { ConnectionPhase, connectionCounts } from '../listeners/connection-counts.js';
 
 export type Getter = (ctx: VariableContext) => string;
 
@@ -92,6 +93,10 @@ const SIMPLE: Record<string, Getter> = {
   upstream_connect_time: (c) => c.upstreamConnectTime,
   upstream_header_time: (c) => c.upstreamHeaderTime,
   hostname: () => HOSTNAME,
+  connections_active: () => '' + connectionCounts.active,
+  connections_reading: () => '' + connectionCounts.phases[ConnectionPhase.Reading],
+  connections_writing: () => '' + connectionCounts.phases[ConnectionPhase.Writing],
+  connections_waiting: () => '' + connectionCounts.phases[ConnectionPhase.Waiting],
   pid: () => '' + process.pid,
   remote_user: remoteUser,
   nginx_version: () => '1.22.1',

@@ -13,6 +13,7 @@ import type { ConfigDiagnostic, SourceLocation } from '../errors.js';
 import { PathSourceMap, type ModelPath } from '../source-map.js';
 import { parseDuration, parseSize } from '../units.js';
 import type { Directive } from './parse.js';
+import { parseExpires } from './header-directives.js';
 
 type Context = 'main' | 'events' | 'http' | 'server' | 'location' | 'upstream' | 'admin' | 'if';
 type Obj = Record<string, unknown>;
@@ -62,6 +63,26 @@ const IGNORED: Record<string, { contexts: readonly Context[]; why: string; agree
   zone: { contexts: ['upstream'], why: 'fulcrum shares upstream state between workers by default' },
   gzip_buffers: { contexts: ['http', 'server', 'location'], why: 'fulcrum compresses each piece of the body as it passes, without fixed buffers' },
   reset_timedout_connection: { contexts: ['http', 'server', 'location'], why: 'timed-out connections are always reset' },
+  client_body_temp_path: { contexts: ['http', 'server', 'location'], why: 'fulcrum streams request bodies; nothing is written to disk' },
+  proxy_temp_path: { contexts: ['http', 'server', 'location'], why: 'fulcrum streams proxied responses; nothing is written to disk' },
+  fastcgi_temp_path: { contexts: ['http', 'server', 'location'], why: 'fulcrum has no FastCGI and writes nothing to disk' },
+  uwsgi_temp_path: { contexts: ['http', 'server', 'location'], why: 'fulcrum has no uwsgi and writes nothing to disk' },
+  scgi_temp_path: { contexts: ['http', 'server', 'location'], why: 'fulcrum has no SCGI and writes nothing to disk' },
+  proxy_max_temp_file_size: { contexts: ['http', 'server', 'location'], why: 'fulcrum never buffers responses to temporary files (as nginx with 0)', agrees: '0' },
+  open_file_cache: { contexts: ['http', 'server', 'location'], why: 'static files are looked up on every request, so changes on disk show at once' },
+  open_file_cache_valid: { contexts: ['http', 'server', 'location'], why: 'fulcrum has no open file cache' },
+  open_file_cache_min_uses: { contexts: ['http', 'server', 'location'], why: 'fulcrum has no open file cache' },
+  open_file_cache_errors: { contexts: ['http', 'server', 'location'], why: 'fulcrum has no open file cache' },
+  sendfile_max_chunk: { contexts: ['http', 'server', 'location'], why: 'static files are streamed in bounded pieces by Node, without sendfile' },
+  proxy_headers_hash_max_size: { contexts: ['http', 'server', 'location'], why: 'no hash tables to size' },
+  proxy_headers_hash_bucket_size: { contexts: ['http', 'server', 'location'], why: 'no hash tables to size' },
+  ssl_buffer_size: { contexts: ['http', 'server'], why: 'TLS record sizes are chosen by Node' },
+  log_not_found: { contexts: ['http', 'server', 'location'], why: 'fulcrum never writes missing files to the error log (as log_not_found off); they are in the access log as 404', agrees: 'off' },
+  keepalive_disable: { contexts: ['http', 'server', 'location'], why: 'fulcrum keeps connections alive for every browser (as keepalive_disable none)', agrees: 'none' },
+  lingering_close: { contexts: ['http', 'server', 'location'], why: 'fulcrum always lingers as nginx\'s default "lingering_close on": see README, "Closing connections"', agrees: 'on' },
+  lingering_time: { contexts: ['http', 'server', 'location'], why: 'a closing connection waits at most 5s for the client to close (README, "Closing connections")' },
+  lingering_timeout: { contexts: ['http', 'server', 'location'], why: 'a closing connection waits at most 5s for the client to close (README, "Closing connections")' },
+  proxy_socket_keepalive: { contexts: ['http', 'server', 'location'], why: 'fulcrum does not set SO_KEEPALIVE on upstream sockets (as nginx\'s default "off"); idle pooled connections are closed after keepalive_timeout', agrees: 'off' },
 };
 
 const RETURN_REDIRECT_CODES = new Set([301, 302, 303, 307, 308]);
@@ -673,11 +694,44 @@ const DIRECTIVES: Record<string, DirectiveSpec> = {
     },
   },
   http2: scalar(['server'], flag),
+  http2_max_concurrent_streams: scalar(HS, (d, t, a) => integer(d, t, a, 1)),
+  http2_idle_timeout: {
+    contexts: HS,
+    args: [1, 1],
+    apply(d, _frame, t) {
+      // Removed in nginx 1.19.7, which uses keepalive_timeout instead; fulcrum does too.
+      if (time(d, t, d.args[0]!) !== undefined) t.warn(d, 'directive "http2_idle_timeout" is obsolete (nginx 1.19.7) and ignored: idle HTTP/2 connections close after keepalive_timeout');
+    },
+  },
+  http2_recv_timeout: {
+    contexts: HS,
+    args: [1, 1],
+    apply(d, _frame, t) {
+      // Removed in nginx 1.19.7, which uses client_header_timeout instead.
+      if (time(d, t, d.args[0]!) !== undefined) t.warn(d, 'directive "http2_recv_timeout" is obsolete (nginx 1.19.7) and ignored: node:http2 reads frames as they come');
+    },
+  },
   redirect_https: scalar(['server'], flag),
   hsts: scalar(['server'], time),
 
   // ---- location
   proxy_pass: scalar(['location'], text),
+  stub_status: {
+    contexts: ['location'],
+    args: [0, 1],
+    apply(d, frame, t) {
+      // nginx ignores the argument of the old `stub_status on;` form: even "off" turns it on.
+      if (d.args.length === 1 && d.args[0] !== 'on') t.warn(d, `the argument "${d.args[0]}" is ignored, as nginx does: the location answers with stub_status`);
+      t.setOnce(d, frame, 'stub_status', true);
+    },
+  },
+  internal: {
+    contexts: ['location'],
+    args: [0, 0],
+    apply(d, frame, t) {
+      t.setOnce(d, frame, 'internal', true);
+    },
+  },
   alias: scalar(['location'], text),
   try_files: {
     contexts: ['location'],
@@ -1065,6 +1119,43 @@ const DIRECTIVES: Record<string, DirectiveSpec> = {
     t.error(d, `invalid value "${a}" in "${d.name}" directive`);
     return undefined;
   }),
+
+  // ---- headers and charset filters, redirects, etag
+  expires: {
+    contexts: HSL,
+    args: [1, 2],
+    apply(d, frame, t) {
+      const parsed = parseExpires(d.args);
+      if ('error' in parsed) return t.error(d, parsed.error);
+      t.setOnce(d, frame, 'expires', parsed.value);
+    },
+  },
+  charset: scalar(HSL, text),
+  charset_types: {
+    contexts: HSL,
+    args: [1, Infinity],
+    apply(d, frame, t) {
+      t.setOnce(d, frame, 'charset_types', [...d.args]);
+    },
+  },
+  source_charset: {
+    contexts: HSL,
+    args: [1, 1],
+    apply(d, _frame, t) {
+      t.error(d, 'charset recoding is not supported: fulcrum only adds "charset" to Content-Type');
+    },
+  },
+  override_charset: {
+    contexts: HSL,
+    args: [1, 1],
+    apply(d, _frame, t) {
+      t.error(d, 'charset recoding is not supported: fulcrum only adds "charset" to Content-Type');
+    },
+  },
+  absolute_redirect: scalar(HSL, flag),
+  port_in_redirect: scalar(HSL, flag),
+  server_name_in_redirect: scalar(HSL, flag),
+  etag: scalar(HSL, flag),
 
   // ---- ngx_http_gzip_module
   gzip: scalar(HSL, flag),
