@@ -39,6 +39,7 @@ import { AcmePlan, certificateFiles } from '../tls/acme/spec.js';
 import type { Member } from './membership.js';
 import { compileMaps } from '../variables/map.js';
 import { LimitReqZone, limitReqZone } from './limit-req.js';
+import { UpstreamTlsCompiler, proxyPassHost } from './upstream-tls.js';
 import { compileCondition, setVariableNames, type RewriteRuntimeOp } from './rewrite.js';
 import { UnknownVariableError, compileTemplate, variableGetter, type Template, type VariableScope } from '../variables/template.js';
 import {
@@ -105,6 +106,7 @@ class Compiler {
   readonly groups = new Map<string, UpstreamGroup>();
   private readonly formats = new Map<string, LineFormatter>();
   private readonly groupSchemes = new Map<UpstreamGroup, 'http' | 'https'>();
+  private readonly upstreamTls = new UpstreamTlsCompiler((p) => this.resolvePath(p));
   /** `acme on` servers and the plain servers that answer their HTTP-01 challenges (src/tls/acme/spec.ts). */
   private acme!: AcmePlan;
   /** The variables the configuration defines (`map`), compiled first: every template may use them. */
@@ -704,7 +706,15 @@ class Compiler {
       return undefined;
     }
     this.groupSchemes.set(group, scheme);
-    group.tls = scheme === 'https';
+    const get = <K extends keyof Settings>(key: K): Settings[K] => inherit(chain, scope, key);
+    if (scheme === 'https') {
+      const tls = this.upstreamTls.compile(group, proxyPassHost(hostPort), get);
+      if (typeof tls === 'string') {
+        this.error(pp, tls);
+        return undefined;
+      }
+      group.tls = tls;
+    }
     let uriReplacement: ProxyRuntime['uriReplacement'];
     if (uri !== undefined) {
       if (match.kind === 'regex' || match.kind === 'regex_caseless') {
@@ -713,7 +723,6 @@ class Compiler {
       }
       uriReplacement = { prefix: match.pattern, replacement: uri };
     }
-    const get = <K extends keyof Settings>(key: K): Settings[K] => inherit(chain, scope, key);
     const headerOps = this.headerOps(chain, scope, p);
     const nextUpstream = (get('proxy_next_upstream') ?? DEFAULT_NEXT_UPSTREAM).reduce((bits, v) => bits | NEXT_UPSTREAM_BITS[v]!, 0);
     const skip = new Set(HOP_BY_HOP_REQUEST);
