@@ -40,6 +40,7 @@ import type { Member } from './membership.js';
 import { compileMaps } from '../variables/map.js';
 import { LimitReqZone, limitReqZone } from './limit-req.js';
 import { UpstreamTlsCompiler, proxyPassHost } from './upstream-tls.js';
+import { clientCaOf, clientVerifyOf } from './client-verify.js';
 import { compileCondition, setVariableNames, type RewriteRuntimeOp } from './rewrite.js';
 import { UnknownVariableError, compileTemplate, variableGetter, type Template, type VariableScope } from '../variables/template.js';
 import {
@@ -466,6 +467,7 @@ class Compiler {
       serverReturn: tokenDir === undefined ? serverReturn : undefined,
       hstsSeconds: Math.floor((s.hsts ?? 0) / 1000),
       label: `server ${names[0] ?? '""'}`,
+      clientVerify: clientVerifyOf(s, http, (message) => this.error(p, message)),
     };
   }
 
@@ -878,6 +880,7 @@ class Compiler {
       isDefault,
       stapling: get('ssl_stapling') ?? false,
       acme,
+      ...clientCaOf(sc, http, (f) => this.resolvePath(f)),
     };
   }
 }

@@ -6,6 +6,7 @@
  */
 import { hostname } from 'node:os';
 import type { VariableContext } from './context.js';
+import { SSL_VARIABLES } from './ssl.js';
 
 export type Getter = (ctx: VariableContext) => string;
 
@@ -92,6 +93,7 @@ const SIMPLE: Record<string, Getter> = {
   remote_user: () => '',
   nginx_version: () => '1.22.1',
   fulcrum_version: () => '0.1.0',
+  ...SSL_VARIABLES,
 };
 
 /** Variables with a name suffix: $http_user_agent, $arg_id, $cookie_session... */

@@ -1,0 +1,21 @@
+/** Compiles ssl_verify_client and its CA files (src/tls/client-verify.ts). */
+import type { HttpBlockConfig, ServerBlockConfig } from '../config/schema.js';
+import type { ClientVerify } from '../tls/client-verify.js';
+import type { TlsServerConfig } from './table.js';
+
+/** The request-time check of a server with an ssl listener; undefined when it does not verify clients. */
+export function clientVerifyOf(server: ServerBlockConfig, http: HttpBlockConfig, error: (message: string) => void): ClientVerify | undefined {
+  const mode = server.ssl_verify_client ?? http.ssl_verify_client ?? 'off';
+  if (mode === 'off' || !server.listen.some((l) => l.ssl)) return undefined;
+  const hasCa = (server.ssl_client_certificate ?? http.ssl_client_certificate ?? server.ssl_trusted_certificate ?? http.ssl_trusted_certificate) !== undefined;
+  // nginx: "no ssl_client_certificate for ssl_verify_client"; optional_no_ca needs none.
+  if (mode !== 'optional_no_ca' && !hasCa) error('no "ssl_client_certificate" for "ssl_verify_client"');
+  return { mode, depth: server.ssl_verify_depth ?? http.ssl_verify_depth ?? 1 };
+}
+
+/** What the server's secure context needs: whether to ask for a certificate, and the CA files that verify it. */
+export function clientCaOf(server: ServerBlockConfig, http: HttpBlockConfig, resolve: (file: string) => string): Pick<TlsServerConfig, 'verifyClient' | 'clientCaFiles'> {
+  const mode = server.ssl_verify_client ?? http.ssl_verify_client ?? 'off';
+  const files = [server.ssl_client_certificate ?? http.ssl_client_certificate, server.ssl_trusted_certificate ?? http.ssl_trusted_certificate];
+  return { verifyClient: mode !== 'off', clientCaFiles: files.filter((f): f is string => f !== undefined).map(resolve) };
+}
