@@ -1,4 +1,5 @@
 /** Compiles ssl_verify_client and its CA files (src/tls/client-verify.ts). */
+import * as fs from 'node:fs';
 import type { HttpBlockConfig, ServerBlockConfig } from '../config/schema.js';
 import type { ClientVerify } from '../tls/client-verify.js';
 import type { TlsServerConfig } from './table.js';
@@ -14,8 +15,17 @@ export function clientVerifyOf(server: ServerBlockConfig, http: HttpBlockConfig,
 }
 
 /** What the server's secure context needs: whether to ask for a certificate, and the CA files that verify it. */
-export function clientCaOf(server: ServerBlockConfig, http: HttpBlockConfig, resolve: (file: string) => string): Pick<TlsServerConfig, 'verifyClient' | 'clientCaFiles'> {
+export function clientCaOf(server: ServerBlockConfig, http: HttpBlockConfig, resolve: (file: string) => string, error: (message: string) => void): Pick<TlsServerConfig, 'verifyClient' | 'clientCaFiles'> {
   const mode = server.ssl_verify_client ?? http.ssl_verify_client ?? 'off';
   const files = [server.ssl_client_certificate ?? http.ssl_client_certificate, server.ssl_trusted_certificate ?? http.ssl_trusted_certificate];
-  return { verifyClient: mode !== 'off', clientCaFiles: files.filter((f): f is string => f !== undefined).map(resolve) };
+  const clientCaFiles = files.filter((f): f is string => f !== undefined).map(resolve);
+  // Like `nginx -t`: the listener would fail to start on a CA file it cannot read.
+  for (const file of clientCaFiles) {
+    try {
+      if (!fs.readFileSync(file, 'latin1').includes('-----BEGIN CERTIFICATE-----')) error(`"${file}" (ssl_client_certificate / ssl_trusted_certificate) holds no PEM certificate`);
+    } catch (err) {
+      error(`cannot read "${file}" (ssl_client_certificate / ssl_trusted_certificate): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+  return { verifyClient: mode !== 'off', clientCaFiles };
 }

@@ -880,7 +880,7 @@ class Compiler {
       isDefault,
       stapling: get('ssl_stapling') ?? false,
       acme,
-      ...clientCaOf(sc, http, (f) => this.resolvePath(f)),
+      ...clientCaOf(sc, http, (f) => this.resolvePath(f), (message) => this.error(p, message)),
     };
   }
 }

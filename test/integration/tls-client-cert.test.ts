@@ -201,6 +201,15 @@ describe('configuration errors', () => {
     );
   });
 
+  test('an unreadable ssl_client_certificate', async () => {
+    await expectConfigError(
+      dir,
+      'missing-client-ca',
+      `events {}\nhttp {\n  server {\n    listen 127.0.0.1:9 ssl;\n    ssl_verify_client on;\n    ssl_client_certificate /nonexistent/ca.pem;\n  }\n}\n`,
+      { message: /cannot read "\/nonexistent\/ca.pem".*ENOENT/ },
+    );
+  });
+
   test('an invalid ssl_verify_client value', async () => {
     await expectConfigError(dir, 'bad-verify', `events {}\nhttp {\n  ssl_verify_client yes;\n}\n`, { line: 3, message: /invalid value "yes" in "ssl_verify_client"/ });
   });
