@@ -29,3 +29,16 @@ export function clientCaOf(server: ServerBlockConfig, http: HttpBlockConfig, res
   }
   return { verifyClient: mode !== 'off', clientCaFiles };
 }
+
+/**
+ * TLS session resumption is turned off on a listener where a server verifies
+ * clients. Node picks the SNI server's context only after OpenSSL has
+ * decided to resume, so a session (ID or ticket) made on one server would
+ * resume on another and carry the first server's verdict on the client
+ * certificate, under a CA the second does not trust. nginx separates them by
+ * a session-ID context per server; fulcrum cannot, so it does not resume.
+ */
+export function withoutResumptionWhereClientsAreVerified(configs: TlsServerConfig[]): TlsServerConfig[] {
+  if (!configs.some((c) => c.verifyClient === true)) return configs;
+  return configs.map((c) => ({ ...c, sessionTickets: false, sessionCache: 'off' }));
+}

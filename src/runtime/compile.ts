@@ -40,7 +40,7 @@ import type { Member } from './membership.js';
 import { compileMaps } from '../variables/map.js';
 import { LimitReqZone, limitReqZone } from './limit-req.js';
 import { UpstreamTlsCompiler, proxyPassHost } from './upstream-tls.js';
-import { clientCaOf, clientVerifyOf } from './client-verify.js';
+import { clientCaOf, clientVerifyOf, withoutResumptionWhereClientsAreVerified } from './client-verify.js';
 import { compileCondition, setVariableNames, type RewriteRuntimeOp } from './rewrite.js';
 import { UnknownVariableError, compileTemplate, variableGetter, type Template, type VariableScope } from '../variables/template.js';
 import {
@@ -831,7 +831,7 @@ class Compiler {
       http2: g.http2,
       backlog: g.backlog,
       servers: new ServerNameMatcher(g.entries, g.defaultServer ?? g.entries[0]!.server),
-      tls: g.tls,
+      tls: withoutResumptionWhereClientsAreVerified(g.tls),
     }));
   }
 

@@ -104,6 +104,8 @@ export class UpstreamConnection {
   private readonly chunked = new ChunkedDecoder();
   /** Where the next read lands: the shared buffer, or the connection's own while streaming a body. */
   private readonly reads = new ReadBufferChoice(sharedReadBuffer);
+  /** proxy_ssl_verify with session reuse: a session given before the certificate was checked. */
+  private unverifiedSession: Buffer | undefined = undefined;
   /** Reads go through `onread` (plain TCP, not a tunnel): the read buffer is ours to choose. */
   private readonly choosesReadBuffer: boolean;
 
@@ -210,8 +212,13 @@ export class UpstreamConnection {
     const socket = tls.connect({ ...settings.connectOptions, host, port, timeout: connectTimeoutMs, session });
     if (settings.sessionReuse) {
       socket.on('session', (s: Buffer) => {
-        // Only sessions made with the settings of this generation (a reload may change them).
-        if (server.tls === settings) server.tlsSession = s;
+        // Only sessions made with the settings of this generation (a reload may
+        // change them), and, with verification, only once the certificate
+        // passed: a resumed session is not verified again (TLS 1.2 gives the
+        // session before the handshake completes).
+        if (server.tls !== settings) return;
+        if (settings.verify && this.phase === Phase.Connecting) this.unverifiedSession = s;
+        else server.tlsSession = s;
       });
     }
     return socket;
@@ -224,7 +231,12 @@ export class UpstreamConnection {
       if (problem !== undefined) {
         // A session of a server that failed verification must not skip the check next time.
         this.server.tlsSession = undefined;
+        this.unverifiedSession = undefined;
         return this.fail(UpstreamFailure.Connect, problem);
+      }
+      if (this.unverifiedSession !== undefined) {
+        this.server.tlsSession = this.unverifiedSession;
+        this.unverifiedSession = undefined;
       }
     }
     this.socket.setTimeout(0);

@@ -72,6 +72,10 @@ export function upstreamTls(input: UpstreamTlsInput): UpstreamTls {
 /** What nginx would report after "upstream SSL certificate verify error", or undefined when the certificate passes. */
 export function verifyUpstream(socket: tls.TLSSocket, settings: UpstreamTls): string | undefined {
   if (!socket.authorized) return `upstream SSL certificate verify error: (${verifyErrorText(socket.authorizationError)})`;
+  // A resumed session carries the verdict of its first handshake, made with
+  // these settings (sessions are kept only once verified, and dropped when
+  // the settings change); Node does not show its certificate again.
+  if (socket.isSessionReused()) return undefined;
   const depthProblem = chainTooLong(socket, settings.verifyDepth);
   if (depthProblem !== undefined) return `upstream SSL certificate verify error: (${depthProblem})`;
   const cert = socket.getPeerCertificate();

@@ -18,6 +18,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import http from 'node:http';
+import tls from 'node:tls';
 import { promisify } from 'node:util';
 import { makeCA, signCert, type CertFiles } from '../support/certs.js';
 import { expectConfigError } from '../support/config-check.js';
@@ -148,6 +149,26 @@ describe('ssl_verify_client on', () => {
   test('each server verifies with its own CA (chosen by SNI)', async () => {
     assert.equal((await get('other.test', mallory)).status, 200);
     assert.equal((await get('other.test', alice)).status, 400);
+  });
+
+  test('a TLS session made on one server does not carry its verdict to a server that trusts another CA', async () => {
+    // other.test trusts mallory's CA; on.test does not. Resuming other.test's session on on.test must not skip on.test's check.
+    for (const maxVersion of ['TLSv1.2', 'TLSv1.3'] as const) {
+      let session: Buffer | undefined;
+      const exchange = (servername: string): Promise<string> =>
+        new Promise((resolve, reject) => {
+          const socket = tls.connect({ host: '127.0.0.1', port, servername, ca: serverCA.cert, cert: mallory.cert, key: mallory.key, session, maxVersion });
+          socket.on('session', (s: Buffer) => (session = s));
+          socket.on('secureConnect', () => socket.write(`GET / HTTP/1.1\r\nHost: ${servername}\r\nConnection: close\r\n\r\n`));
+          let text = '';
+          socket.on('data', (d: Buffer) => (text += d.toString()));
+          socket.on('close', () => resolve(text));
+          socket.on('error', reject);
+        });
+      assert.match(await exchange('other.test'), /^HTTP\/1\.1 200/);
+      assert.ok(session !== undefined);
+      assert.match(await exchange('on.test'), /^HTTP\/1\.1 400[^]*The SSL certificate error/, maxVersion);
+    }
   });
 
   test('plain HTTP to a server that also listens with ssl is not refused', async () => {

@@ -25,6 +25,8 @@ import { tempDir } from '../support/tmp.js';
 interface Seen {
   servername: string | false;
   clientCN: string;
+  /** The TLS session was resumed (proxy_ssl_session_reuse). */
+  reused: boolean;
 }
 
 /** An HTTPS backend that answers with the SNI name and client certificate it saw, and records them. */
@@ -33,9 +35,11 @@ async function httpsBackend(cert: CertFiles, name: string): Promise<{ server: ht
   const server = https.createServer({ cert: cert.cert, key: cert.key, requestCert: true, rejectUnauthorized: false }, (req, res) => {
     const socket = req.socket as TLSSocket;
     const peer = socket.getPeerCertificate();
-    const entry: Seen = { servername: (socket as TLSSocket & { servername: string | false }).servername, clientCN: String(peer?.subject?.CN ?? '') };
+    const entry: Seen = { servername: (socket as TLSSocket & { servername: string | false }).servername, clientCN: String(peer?.subject?.CN ?? ''), reused: socket.isSessionReused() };
     seen.push(entry);
     res.setHeader('content-type', 'application/json');
+    // Every request on a new connection: the handshake (and its resumption) is what is observed.
+    res.setHeader('connection', 'close');
     res.end(JSON.stringify({ backend: name, ...entry }));
   });
   const port = await listenOn(server);
@@ -73,6 +77,7 @@ http {
   upstream wrong_ca { server 127.0.0.1:${selfSigned.port}; }
   upstream wrong_name { server 127.0.0.1:${good.port}; }
   upstream with_client_cert { server 127.0.0.1:${good.port}; }
+  upstream no_reuse { server 127.0.0.1:${good.port}; }
   upstream failover {
     server 127.0.0.1:${selfSigned.port} max_fails=1 fail_timeout=30s;
     server 127.0.0.1:${good.port};
@@ -112,6 +117,10 @@ http {
       proxy_pass https://with_client_cert;
       proxy_ssl_certificate ${proxyClient.certPath};
       proxy_ssl_certificate_key ${proxyClient.keyPath};
+    }
+    location /no-reuse/ {
+      proxy_pass https://no_reuse;
+      proxy_ssl_session_reuse off;
     }
     location /failover/ {
       proxy_pass https://failover;
@@ -193,6 +202,15 @@ describe('TLS to upstreams', () => {
     assert.equal(r.status, 200);
     assert.equal(r.json!.clientCN, 'fulcrum-proxy');
     assert.equal((await get('/default/x')).json!.clientCN, '');
+  });
+});
+
+describe('proxy_ssl_session_reuse', () => {
+  test('on (nginx default): the next connection resumes the session; off: never', async () => {
+    await get('/verify/x');
+    assert.equal((await get('/verify/x')).json!.reused, true);
+    await get('/no-reuse/x');
+    assert.equal((await get('/no-reuse/x')).json!.reused, false);
   });
 });
 
