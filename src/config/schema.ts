@@ -142,6 +142,22 @@ export const SslSettings = {
   ssl_ecdh_curve: z.string().optional(),
   ssl_dhparam: z.string().optional(),
   ssl_stapling: Flag.optional(),
+  // Client certificates (src/tls/client-verify.ts); server level.
+  ssl_client_certificate: z.string().min(1).optional(),
+  ssl_verify_client: z.enum(['on', 'off', 'optional', 'optional_no_ca']).optional(),
+  ssl_verify_depth: NonNegativeInt.optional(),
+  ssl_trusted_certificate: z.string().min(1).optional(),
+  // TLS to upstreams (src/upstream/tls-settings.ts); http, server or location level.
+  proxy_ssl_verify: Flag.optional(),
+  proxy_ssl_trusted_certificate: z.string().min(1).optional(),
+  proxy_ssl_verify_depth: NonNegativeInt.optional(),
+  proxy_ssl_server_name: Flag.optional(),
+  proxy_ssl_name: z.string().min(1).optional(),
+  proxy_ssl_protocols: z.array(z.enum(['SSLv2', 'SSLv3', 'TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'])).optional(),
+  proxy_ssl_ciphers: z.string().optional(),
+  proxy_ssl_certificate: z.string().min(1).optional(),
+  proxy_ssl_certificate_key: z.string().min(1).optional(),
+  proxy_ssl_session_reuse: Flag.optional(),
   // fulcrum's built-in ACME client (src/tls/acme/); http or server level.
   /** server: obtain and renew certificates for this server's names. */
   acme: Flag.optional(),

@@ -30,6 +30,7 @@ import type { HealthCheckConfig } from '../config/schema.js';
 import { log } from '../log/error-log.js';
 import { MANDATORY_PENDING, type UpstreamGroup } from '../upstream/group.js';
 import type { ServerState } from '../upstream/server-state.js';
+import type { UpstreamTls } from '../upstream/tls-settings.js';
 import { emitHealthEvent, onHealthEvent } from './passive.js';
 
 /** How much of a probe response body is read for `body=`. */
@@ -63,7 +64,7 @@ export function statusMatcher(items: readonly string[]): (status: number) => boo
 }
 
 /** One probe of `server`; calls `done` exactly once. Returns a function that cancels it. */
-export function probe(server: ServerState, config: HealthCheckConfig, tls: boolean, done: (result: ProbeResult) => void): () => void {
+export function probe(server: ServerState, config: HealthCheckConfig, tls: UpstreamTls | undefined, done: (result: ProbeResult) => void): () => void {
   const host = server.endpoint.host;
   const port = config.port ?? server.endpoint.port;
   let finished = false;
@@ -96,9 +97,10 @@ export function probe(server: ServerState, config: HealthCheckConfig, tls: boole
     path: config.uri,
     headers: { Host: config.host ?? server.address, 'User-Agent': 'fulcrum-health-check', Connection: 'close' },
     agent: false,
-    // A probe checks that the service answers, not who it is (nginx's proxy_ssl_verify is off by default too).
+    // A probe checks that the service answers, not who it is; it connects as
+    // the proxy does (SNI, client certificate, protocols: proxy_ssl_*).
+    ...tls?.connectOptions,
     rejectUnauthorized: false,
-    servername: net.isIP(host) === 0 ? host : undefined,
   };
   const req = (tls ? https : http).request(options);
   cleanup = () => req.destroy();
@@ -195,7 +197,7 @@ class UpstreamChecker {
   constructor(
     readonly upstream: string,
     public config: HealthCheckConfig,
-    public tls: boolean,
+    public tls: UpstreamTls | undefined,
     readonly random: () => number,
     private readonly onChange: ((server: ServerState, verdict: HealthVerdict) => void) | undefined,
   ) {}

@@ -14,6 +14,7 @@
  * streamed later are written as they come, chunked when the length is unknown.
  */
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { ChunkedDecoder, LAST_CHUNK } from '../http/chunked.js';
 import { ReadBufferChoice } from '../net/read-buffers.js';
 import { chooseReadBuffers, isSharedReadBuffer, readIntoSharedBuffer, sharedClientReadBuffer } from '../net/shared-read-buffer.js';
@@ -68,6 +69,7 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
   /** Read at accept: logs need it even after the client is gone. */
   readonly remoteAddr: string;
   readonly scheme: 'http' | 'https';
+  readonly tlsSocket: TLSSocket | undefined;
   requestCount = 0;
   canChunk = true;
   protocol = 'HTTP/1.1';
@@ -128,6 +130,7 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
   ) {
     this.remoteAddr = socket.remoteAddress ?? '';
     this.scheme = listener.scheme;
+    this.tlsSocket = listener.scheme === 'https' ? (socket as TLSSocket) : undefined;
     this.headStart = now;
     this.settings = listener.spec.servers.defaultServer.settings;
     // Reads land in the shared buffer (net/shared-read-buffer.ts), decrypted ones of TLS sockets too.

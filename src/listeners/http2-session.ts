@@ -10,6 +10,7 @@
  */
 import * as http2 from 'node:http2';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { RequestHead } from '../http/request-head.js';
 import { BodyWrite, HeaderList, type Downstream } from '../proxy/downstream.js';
 import { Exchange, type ExchangeHost } from '../proxy/exchange.js';
@@ -207,6 +208,7 @@ export class Http2StreamDownstream implements Downstream, ExchangeHost {
   readonly localAddr: string;
   readonly localPort: number;
   readonly scheme = 'https' as const;
+  readonly tlsSocket: TLSSocket;
   readonly connectionId: number;
   readonly requestCount: number;
   readonly canChunk = true;
@@ -222,6 +224,8 @@ export class Http2StreamDownstream implements Downstream, ExchangeHost {
     this.remotePort = socket.remotePort ?? 0;
     this.localAddr = socket.localAddress ?? '';
     this.localPort = socket.localPort ?? 0;
+    // HTTP/2 is offered on TLS listeners only.
+    this.tlsSocket = socket as TLSSocket;
     this.connectionId = connection.connectionId;
     this.requestCount = connection.requestCount;
   }

@@ -99,6 +99,7 @@ export class Listener implements ListenerContext {
       } as tls.TlsOptions);
       this.server = tlsServer;
       this.sniServer = sniServer;
+      this.applyClientCertificateRequest(spec);
       // A certificate file of the default server changed on disk: new handshakes without SNI get it.
       certificates.onDefaultChange = () => this.applyDefaultContext();
       this.applySessionSettings(spec);
@@ -152,6 +153,7 @@ export class Listener implements ListenerContext {
       if (certificates !== undefined) {
         certificates();
         this.applyDefaultContext();
+        this.applyClientCertificateRequest(spec);
         this.updateAlpnResponder(spec);
         this.updateStapling(spec);
       }
@@ -164,6 +166,21 @@ export class Listener implements ListenerContext {
     (this.server as tls.Server).setSecureContext(this.certificates!.defaultOptions);
     this.sniServer!.setSecureContext(this.certificates!.sniServerOptions);
     this.ticketKeys?.reapply();
+  }
+
+  /**
+   * ssl_verify_client: when a server on this listener verifies clients, every
+   * handshake asks for a certificate (Node sets the request per listener, not
+   * per SNI context), and none fails over it: the server a request reaches
+   * decides (src/tls/client-verify.ts). tls.Server reads both fields for each
+   * new connection, so a reload applies to the next handshake.
+   */
+  private applyClientCertificateRequest(spec: ListenerSpec): void {
+    const wanted = spec.tls.some((c) => c.verifyClient === true);
+    for (const server of [this.server as tls.Server & { requestCert: boolean; rejectUnauthorized: boolean }, this.sniServer! as tls.Server & { requestCert: boolean; rejectUnauthorized: boolean }]) {
+      server.requestCert = wanted;
+      server.rejectUnauthorized = false;
+    }
   }
 
   /** Session resumption as the listener's first server says (ssl_session_cache, ssl_session_tickets). */

@@ -5,6 +5,7 @@
  * which wire it is talking to.
  */
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 
 /**
  * Response header fields. Relayed upstream headers travel as `raw`: their
@@ -61,6 +62,8 @@ export interface Downstream {
   readonly localAddr: string;
   readonly localPort: number;
   readonly scheme: 'http' | 'https';
+  /** The client's TLS connection (client certificate, $ssl_* variables); undefined on plain HTTP. */
+  readonly tlsSocket: TLSSocket | undefined;
   readonly connectionId: number;
   /** Requests served on this connection, including the current one. */
   readonly requestCount: number;

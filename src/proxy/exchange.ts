@@ -53,6 +53,8 @@ import { UpstreamConnection, UpstreamFailure, type UpstreamUser } from '../upstr
 import { decisionHeader } from './decision.js';
 import type { ServerState } from '../upstream/server-state.js';
 import type { VariableContext } from '../variables/context.js';
+import { ClientCertRefusal, checkClientCertificate, refusalMessage, refusalPage, type ClientVerify } from '../tls/client-verify.js';
+import type { TLSSocket } from 'node:tls';
 import { BodyWrite, type Downstream, type HeaderList } from './downstream.js';
 import { errorPage } from './error-pages.js';
 import { GzipDownstream, GzipVerdict, gzipVerdict, type ResponseHeaderLookup } from './gzip.js';
@@ -233,6 +235,14 @@ export class Exchange implements UpstreamUser, VariableContext {
     return this.down.localAddr;
   }
 
+  get tlsSocket(): TLSSocket | undefined {
+    return this.down.tlsSocket;
+  }
+
+  get clientCertificateRequested(): boolean {
+    return this.server?.clientVerify !== undefined;
+  }
+
   get serverPort(): number {
     return this.down.localPort;
   }
@@ -272,6 +282,7 @@ export class Exchange implements UpstreamUser, VariableContext {
   route(server: VirtualServer): boolean {
     this.server = server;
     this.serverName = server.primaryName;
+    if (server.clientVerify !== undefined && !this.clientCertificateAccepted(server.clientVerify)) return false;
     const head = this.request;
     this.host = head.host !== undefined && head.host !== '' ? hostWithoutPort(head.host) : server.primaryName;
     const q = head.path.indexOf('?');
@@ -308,6 +319,23 @@ export class Exchange implements UpstreamUser, VariableContext {
       return false;
     }
     return true;
+  }
+
+  /**
+   * ssl_verify_client, checked for the server the request was routed to
+   * before anything else, as nginx: a refusal is nginx's 400 page for 495 or
+   * 496, and the connection closes.
+   */
+  private clientCertificateAccepted(verify: ClientVerify): boolean {
+    const socket = this.down.tlsSocket;
+    const refusal = checkClientCertificate(socket, verify);
+    if (refusal === ClientCertRefusal.None) return true;
+    log().info({ client: this.remoteAddr, server: this.serverName, reason: refusalMessage(refusal, socket) }, 'client certificate refused');
+    this.clientWantsKeepAlive = false;
+    const headers = this.down.responseHeaders();
+    headers.add('Content-Type', 'text/html');
+    this.respondFull(400, headers, refusalPage(refusal));
+    return false;
   }
 
   /**

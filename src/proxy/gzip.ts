@@ -22,6 +22,7 @@
  */
 import * as zlib from 'node:zlib';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { crc32Byte } from '../balancer/crc32.js';
 import type { RequestHead } from '../http/request-head.js';
 import { GzipProxied, type GzipRuntime } from '../runtime/table.js';
@@ -315,6 +316,9 @@ export class GzipDownstream implements Downstream {
   }
   get scheme(): 'http' | 'https' {
     return this.inner.scheme;
+  }
+  get tlsSocket(): TLSSocket | undefined {
+    return this.inner.tlsSocket;
   }
   get connectionId(): number {
     return this.inner.connectionId;

@@ -41,6 +41,8 @@ import { compileMaps } from '../variables/map.js';
 import { LimitReqZone, limitReqZone } from './limit-req.js';
 import { compileAuthBasic, compileRealIp } from './compile-access.js';
 import { DEFAULT_CHARSET_TYPES, charsetRuntime, charsetTypes } from './header-settings.js';
+import { UpstreamTlsCompiler, proxyPassHost } from './upstream-tls.js';
+import { clientCaOf, clientVerifyOf, withoutResumptionWhereClientsAreVerified } from './client-verify.js';
 import { compileCondition, setVariableNames, type RewriteRuntimeOp } from './rewrite.js';
 import { UnknownVariableError, compileTemplate, variableGetter, type Template, type VariableScope } from '../variables/template.js';
 import {
@@ -107,6 +109,7 @@ class Compiler {
   readonly groups = new Map<string, UpstreamGroup>();
   private readonly formats = new Map<string, LineFormatter>();
   private readonly groupSchemes = new Map<UpstreamGroup, 'http' | 'https'>();
+  private readonly upstreamTls = new UpstreamTlsCompiler((p) => this.resolvePath(p));
   /** `acme on` servers and the plain servers that answer their HTTP-01 challenges (src/tls/acme/spec.ts). */
   private acme!: AcmePlan;
   /** The variables the configuration defines (`map`), compiled first: every template may use them. */
@@ -476,6 +479,7 @@ class Compiler {
       hstsSeconds: Math.floor((s.hsts ?? 0) / 1000),
       http2MaxConcurrentStreams: s.http2_max_concurrent_streams ?? http.http2_max_concurrent_streams ?? 128,
       label: `server ${names[0] ?? '""'}`,
+      clientVerify: clientVerifyOf(s, http, (message) => this.error(p, message)),
     };
   }
 
@@ -717,7 +721,15 @@ class Compiler {
       return undefined;
     }
     this.groupSchemes.set(group, scheme);
-    group.tls = scheme === 'https';
+    const get = <K extends keyof Settings>(key: K): Settings[K] => inherit(chain, scope, key);
+    if (scheme === 'https') {
+      const tls = this.upstreamTls.compile(group, proxyPassHost(hostPort), get);
+      if (typeof tls === 'string') {
+        this.error(pp, tls);
+        return undefined;
+      }
+      group.tls = tls;
+    }
     let uriReplacement: ProxyRuntime['uriReplacement'];
     if (uri !== undefined) {
       if (match.kind === 'regex' || match.kind === 'regex_caseless') {
@@ -726,7 +738,6 @@ class Compiler {
       }
       uriReplacement = { prefix: match.pattern, replacement: uri };
     }
-    const get = <K extends keyof Settings>(key: K): Settings[K] => inherit(chain, scope, key);
     const headerOps = this.headerOps(chain, scope, p);
     const nextUpstream = (get('proxy_next_upstream') ?? DEFAULT_NEXT_UPSTREAM).reduce((bits, v) => bits | NEXT_UPSTREAM_BITS[v]!, 0);
     const skip = new Set(HOP_BY_HOP_REQUEST);
@@ -833,7 +844,7 @@ class Compiler {
       http2: g.http2,
       backlog: g.backlog,
       servers: new ServerNameMatcher(g.entries, g.defaultServer ?? g.entries[0]!.server),
-      tls: g.tls,
+      tls: withoutResumptionWhereClientsAreVerified(g.tls),
     }));
   }
 
@@ -882,6 +893,7 @@ class Compiler {
       isDefault,
       stapling: get('ssl_stapling') ?? false,
       acme,
+      ...clientCaOf(sc, http, (f) => this.resolvePath(f), (message) => this.error(p, message)),
     };
   }
 }

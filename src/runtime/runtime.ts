@@ -33,6 +33,7 @@ import { Membership, type DiscoveredServer, type MembershipState, type OpResult,
 import { healthTransitions, runtimeReport, type RuntimeReport } from './report.js';
 import { processStats } from './stats.js';
 import type { ListenerSpec, RuntimeTable } from './table.js';
+import { useTlsSettings } from '../upstream/tls-settings.js';
 
 export interface RuntimeOptions {
   configPath: string;
@@ -251,7 +252,7 @@ export class Runtime {
       const state = this.registry.obtain(name, m.address, m.endpoint);
       state.applyConfig(m.params);
       state.source = m.source;
-      state.tls = group.tls;
+      useTlsSettings(state, group.tls);
       state.removedAt = 0;
       return state;
     });

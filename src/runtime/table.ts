@@ -12,6 +12,7 @@ import type { AccessLogTarget } from '../log/access-log.js';
 import type { LocationMatcher, LocationPattern } from '../router/locations.js';
 import type { ServerNameMatcher } from '../router/server-names.js';
 import type { AcmeServerSpec } from '../tls/acme/spec.js';
+import type { ClientVerify } from '../tls/client-verify.js';
 import type { UpstreamGroup } from '../upstream/group.js';
 import type { Template } from '../variables/template.js';
 import type { AuthBasicRuntime } from '../proxy/auth-basic.js';
@@ -264,6 +265,8 @@ export interface VirtualServer {
   readonly hstsSeconds: number;
   /** http2_max_concurrent_streams (nginx's default 128), taken from a listener's default server as in nginx. */
   readonly http2MaxConcurrentStreams: number;
+  /** ssl_verify_client other than off (src/tls/client-verify.ts). */
+  readonly clientVerify?: ClientVerify | undefined;
   /** Location used when nothing matches (nginx answers 404). */
   readonly label: string;
 }
@@ -284,6 +287,10 @@ export interface TlsServerConfig {
   stapling?: boolean;
   /** `acme on`: what to obtain for this server (src/tls/acme/spec.ts). */
   acme?: AcmeServerSpec | undefined;
+  /** ssl_verify_client other than off: clients are asked for a certificate. */
+  verifyClient?: boolean;
+  /** ssl_client_certificate (and ssl_trusted_certificate): CA certificates that verify clients. */
+  clientCaFiles?: readonly string[];
 }
 
 export interface ListenerSpec {

@@ -11,6 +11,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
 import * as tls from 'node:tls';
 import type { TlsServerConfig } from '../runtime/table.js';
 
@@ -81,6 +82,8 @@ export function secureContextOptions(config: TlsServerConfig, pairs: readonly Ce
   // intermediate list otherwise.
   const ciphers = config.ciphers ?? INTERMEDIATE_CIPHERS;
   return {
+    // ssl_client_certificate / ssl_trusted_certificate: the CAs that verify this server's clients (client-verify.ts).
+    ...(config.clientCaFiles !== undefined && config.clientCaFiles.length > 0 ? { ca: config.clientCaFiles.map((f) => fs.readFileSync(f)) } : {}),
     cert: pairs.map((p) => p.cert),
     key: pairs.map((p) => p.key),
     minVersion,

@@ -17,6 +17,7 @@ import { READ_BUFFER_SIZE, ReadBufferChoice } from '../net/read-buffers.js';
 import { turnNow } from '../net/turn-clock.js';
 import { DOUBLE_ZERO } from '../runtime/double-zero.js';
 import type { ServerState } from './server-state.js';
+import { verifyUpstream, type UpstreamTls } from './tls-settings.js';
 
 export const enum UpstreamFailure {
   /** TCP connect failed or was refused. */
@@ -103,6 +104,8 @@ export class UpstreamConnection {
   private readonly chunked = new ChunkedDecoder();
   /** Where the next read lands: the shared buffer, or the connection's own while streaming a body. */
   private readonly reads = new ReadBufferChoice(sharedReadBuffer);
+  /** proxy_ssl_verify with session reuse: a session given before the certificate was checked. */
+  private unverifiedSession: Buffer | undefined = undefined;
   /** Reads go through `onread` (plain TCP, not a tunnel): the read buffer is ours to choose. */
   private readonly choosesReadBuffer: boolean;
 
@@ -115,18 +118,18 @@ export class UpstreamConnection {
     this.createdAt = now;
     this.lastRead = now;
     const { host, port } = server.endpoint;
-    // proxy_pass https://: like nginx's default (proxy_ssl_verify off), the
-    // upstream certificate is not verified; SNI carries the host name.
-    const socket = server.tls
-      ? tls.connect({ host, port, servername: net.isIP(host) === 0 ? host : undefined, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'], timeout: connectTimeoutMs })
+    // proxy_pass https://: the proxy_ssl_* settings (upstream/tls-settings.ts).
+    const tlsSettings = server.tls;
+    const socket = tlsSettings !== undefined
+      ? this.connectTls(tlsSettings, host, port, connectTimeoutMs)
       : tunnel
         ? net.connect({ host, port, noDelay: true, timeout: connectTimeoutMs })
         : net.connect({ host, port, noDelay: true, timeout: connectTimeoutMs, onread: { buffer: () => this.reads.next(), callback: (n: number, buf: Uint8Array) => this.onRead(n, buf) } });
-    this.choosesReadBuffer = !server.tls && !tunnel;
+    this.choosesReadBuffer = tlsSettings === undefined && !tunnel;
     this.socket = socket;
     server.connections++;
     server.openConnections.add(this);
-    socket.on(server.tls ? 'secureConnect' : 'connect', () => this.onConnect());
+    socket.on(tlsSettings !== undefined ? 'secureConnect' : 'connect', () => this.onConnect());
     socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('end', () => this.onEnd());
     socket.on('error', (err: NodeJS.ErrnoException) => this.onError(err));
@@ -203,7 +206,39 @@ export class UpstreamConnection {
     if (this.phase !== Phase.Closed) this.socket.destroy();
   }
 
+  private connectTls(settings: UpstreamTls, host: string, port: number, connectTimeoutMs: number): tls.TLSSocket {
+    const server = this.server;
+    const session = settings.sessionReuse ? server.tlsSession : undefined;
+    const socket = tls.connect({ ...settings.connectOptions, host, port, timeout: connectTimeoutMs, session });
+    if (settings.sessionReuse) {
+      socket.on('session', (s: Buffer) => {
+        // Only sessions made with the settings of this generation (a reload may
+        // change them), and, with verification, only once the certificate
+        // passed: a resumed session is not verified again (TLS 1.2 gives the
+        // session before the handshake completes).
+        if (server.tls !== settings) return;
+        if (settings.verify && this.phase === Phase.Connecting) this.unverifiedSession = s;
+        else server.tlsSession = s;
+      });
+    }
+    return socket;
+  }
+
   private onConnect(): void {
+    const settings = this.server.tls;
+    if (settings !== undefined && settings.verify) {
+      const problem = verifyUpstream(this.socket as tls.TLSSocket, settings);
+      if (problem !== undefined) {
+        // A session of a server that failed verification must not skip the check next time.
+        this.server.tlsSession = undefined;
+        this.unverifiedSession = undefined;
+        return this.fail(UpstreamFailure.Connect, problem);
+      }
+      if (this.unverifiedSession !== undefined) {
+        this.server.tlsSession = this.unverifiedSession;
+        this.unverifiedSession = undefined;
+      }
+    }
     this.socket.setTimeout(0);
     if (this.phase === Phase.Connecting) this.phase = Phase.Head;
     this.user?.upstreamConnected(this);

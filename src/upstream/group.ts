@@ -8,6 +8,7 @@ import type { UpstreamBlockConfig, UpstreamServerConfig } from '../config/schema
 import type { BalancingPolicy, PickRequest, PolicyFactory, ServerSnapshot, Tried } from '../balancer/policy.js';
 import { ConnectionPool, IdleBudget, type PoolLimits } from './pool.js';
 import type { RetryBudget } from './retry-budget.js';
+import { useTlsSettings, type UpstreamTls } from './tls-settings.js';
 import { ServerState, type RecoveryListener, type ServerEndpoint } from './server-state.js';
 
 /** healthReason of a new server held out by `health_check mandatory` until its first probe passes. */
@@ -52,8 +53,8 @@ export class UpstreamGroup implements RecoveryListener {
   readonly budget: IdleBudget;
   /** For implicit groups made from `proxy_pass http://host:port`. */
   readonly implicit: boolean;
-  /** Connections to this group's servers use TLS (`proxy_pass https://`). */
-  tls = false;
+  /** Connections to this group's servers use TLS (`proxy_pass https://`) with these proxy_ssl_* settings. */
+  tls: UpstreamTls | undefined = undefined;
   /** Server parameters from the config, applied to the shared states by activate(). */
   private readonly params: readonly UpstreamServerConfig[];
 
@@ -81,7 +82,7 @@ export class UpstreamGroup implements RecoveryListener {
   activate(): void {
     this.servers.forEach((s, i) => {
       s.applyConfig(this.params[i]!);
-      s.tls = this.tls;
+      useTlsSettings(s, this.tls);
     });
     this.setServers(this.servers);
   }

@@ -10,6 +10,7 @@ import type { UpstreamServerConfig } from '../config/schema.js';
 import { DOUBLE_ZERO } from '../runtime/double-zero.js';
 import type { ConnectionPool } from './pool.js';
 import { LatencyHistogram } from './histogram.js';
+import type { UpstreamTls } from './tls-settings.js';
 
 export interface ServerEndpoint {
   /** Host name or IP address to connect to. */
@@ -56,8 +57,10 @@ export class ServerState {
   drain = false;
   maxConns = 0;
   slowStartMs = 0;
-  /** Connect with TLS (proxy_pass https://). */
-  tls = false;
+  /** Connect with TLS (proxy_pass https://) with these proxy_ssl_* settings. */
+  tls: UpstreamTls | undefined = undefined;
+  /** proxy_ssl_session_reuse: the last TLS session this server gave. */
+  tlsSession: Buffer | undefined = undefined;
 
   // ---- passive health, nginx's exact fields (ngx_http_upstream_rr_peer_t)
   fails = 0;

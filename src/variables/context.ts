@@ -1,3 +1,4 @@
+import type { TLSSocket } from 'node:tls';
 import type { RequestHead } from '../http/request-head.js';
 
 /**
@@ -46,6 +47,10 @@ export interface VariableContext {
   /** host[:port] of the proxy_pass target ($proxy_host). */
   readonly proxyHost: string;
   readonly proxyPort: string;
+  /** The client's TLS connection ($ssl_* variables); undefined on plain HTTP. */
+  readonly tlsSocket?: TLSSocket | undefined;
+  /** The server asks for client certificates (ssl_verify_client): $ssl_client_* describe the one sent. */
+  readonly clientCertificateRequested?: boolean;
   /** A response header being sent to the client ($sent_http_NAME). */
   sentHeader(lowerName: string): string | undefined;
   /** A header of the upstream response ($upstream_http_NAME). */

@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import type { VariableContext } from './context.js';
 import { remoteUser } from '../proxy/auth-basic.js';
 import { ConnectionPhase, connectionCounts } from '../listeners/connection-counts.js';
+import { SSL_VARIABLES } from './ssl.js';
 
 export type Getter = (ctx: VariableContext) => string;
 
@@ -101,6 +102,7 @@ const SIMPLE: Record<string, Getter> = {
   remote_user: remoteUser,
   nginx_version: () => '1.22.1',
   fulcrum_version: () => '0.1.0',
+  ...SSL_VARIABLES,
 };
 
 /** Variables with a name suffix: $http_user_agent, $arg_id, $cookie_session... */

@@ -36,7 +36,7 @@ after(() => new Promise<void>((r) => server.close(() => r())));
 
 const state = (p = port, address = `127.0.0.1:${p}`) => new ServerState('hc', address, { host: '127.0.0.1', port: p });
 const once = (s: ServerState, config: Record<string, unknown>) =>
-  new Promise<{ ok: boolean; detail: string }>((resolve) => probe(s, HealthCheck.parse(config), false, resolve));
+  new Promise<{ ok: boolean; detail: string }>((resolve) => probe(s, HealthCheck.parse(config), undefined, resolve));
 
 test('status ranges and negations', () => {
   const m = statusMatcher(['200-299', '301', '!204']);

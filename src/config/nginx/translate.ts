@@ -1259,6 +1259,34 @@ const DIRECTIVES: Record<string, DirectiveSpec> = {
   ssl_ecdh_curve: scalar(HS, text),
   ssl_dhparam: scalar(HS, text),
   ssl_stapling: scalar(HS, flag),
+  // client certificates
+  ssl_client_certificate: scalar(HS, text),
+  ssl_verify_client: scalar(HS, (d, t, a) => {
+    if (a === 'on' || a === 'off' || a === 'optional' || a === 'optional_no_ca') return a;
+    t.error(d, `invalid value "${a}" in "ssl_verify_client" directive, it must be "on", "off", "optional" or "optional_no_ca"`);
+    return undefined;
+  }),
+  ssl_verify_depth: scalar(HS, (d, t, a) => integer(d, t, a, 0)),
+  ssl_trusted_certificate: scalar(HS, text),
+  // TLS to upstreams
+  proxy_ssl_verify: scalar(HSL, flag),
+  proxy_ssl_trusted_certificate: scalar(HSL, text),
+  proxy_ssl_verify_depth: scalar(HSL, (d, t, a) => integer(d, t, a, 0)),
+  proxy_ssl_server_name: scalar(HSL, flag),
+  proxy_ssl_name: scalar(HSL, text),
+  proxy_ssl_protocols: {
+    contexts: HSL,
+    args: [1, Infinity],
+    apply(d, frame, t) {
+      const known = ['SSLv2', 'SSLv3', 'TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
+      for (const a of d.args) if (!known.includes(a)) return t.error(d, `invalid value "${a}" in "proxy_ssl_protocols" directive`);
+      t.setOnce(d, frame, 'proxy_ssl_protocols', [...d.args]);
+    },
+  },
+  proxy_ssl_ciphers: scalar(HSL, text),
+  proxy_ssl_certificate: scalar(HSL, text),
+  proxy_ssl_certificate_key: scalar(HSL, text),
+  proxy_ssl_session_reuse: scalar(HSL, flag),
   // fulcrum's ACME client
   acme: scalar(['server'], flag),
   acme_email: scalar(HS, text),
