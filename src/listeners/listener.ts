@@ -129,7 +129,7 @@ export class Listener implements ListenerContext {
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => reject(err);
       this.server.once('error', onError);
-      this.server.listen({ host: this.spec.host, port: this.spec.port, backlog: this.spec.backlog ?? 511, exclusive: false }, () => {
+      this.server.listen({ host: this.spec.host, port: this.spec.port, backlog: this.spec.backlog ?? 511, exclusive: false, ipv6Only: this.spec.ipv6Only }, () => {
         this.server.off('error', onError);
         resolve();
       });

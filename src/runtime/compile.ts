@@ -804,6 +804,7 @@ class Compiler {
       ssl: boolean;
       http2: boolean;
       backlog: number | undefined;
+      ipv6Only: boolean;
       entries: { names: readonly string[]; server: VirtualServer; index: number }[];
       defaultServer: VirtualServer | undefined;
       tls: TlsServerConfig[];
@@ -819,7 +820,9 @@ class Compiler {
         let g = byKey.get(key);
         if (g === undefined) {
           // HTTP/2 is offered on TLS listeners unless a server says `http2 off` (nginx needs `http2 on`).
-          g = { host, port: l.port, ssl: l.ssl, http2: l.ssl && (l.http2 || sc.http2 !== false), backlog: l.backlog, entries: [], defaultServer: undefined, tls: [] };
+          // nginx binds IPv6 sockets with IPV6_V6ONLY on unless `ipv6only=off`, so `listen 80; listen [::]:80;` is two sockets, not a conflict.
+          const ipv6Only = host.includes(':') && l.ipv6only !== false;
+          g = { host, port: l.port, ssl: l.ssl, http2: l.ssl && (l.http2 || sc.http2 !== false), backlog: l.backlog, ipv6Only, entries: [], defaultServer: undefined, tls: [] };
           byKey.set(key, g);
         } else if (g.ssl !== l.ssl) {
           return this.error(p, `listen ${key}: "ssl" must be set on every server that listens on it or on none`);
@@ -843,6 +846,7 @@ class Compiler {
       ssl: g.ssl,
       http2: g.http2,
       backlog: g.backlog,
+      ipv6Only: g.ipv6Only,
       servers: new ServerNameMatcher(g.entries, g.defaultServer ?? g.entries[0]!.server),
       tls: withoutResumptionWhereClientsAreVerified(g.tls),
     }));

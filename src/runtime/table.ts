@@ -301,6 +301,8 @@ export interface ListenerSpec {
   readonly ssl: boolean;
   readonly http2: boolean;
   readonly backlog: number | undefined;
+  /** IPV6_V6ONLY for an IPv6 address (nginx's default, `ipv6only=off` turns it off). */
+  readonly ipv6Only: boolean;
   /** Virtual servers on this socket, by name. */
   readonly servers: ServerNameMatcher<VirtualServer>;
   /** TLS settings per virtual server on this socket (SNI). */
