@@ -4,7 +4,7 @@
  * an empty body otherwise), or 444 (close the connection without answering).
  */
 import type { Exchange } from '../proxy/exchange.js';
-import { errorPage, hasErrorPage } from '../proxy/error-pages.js';
+import { hasErrorPage } from '../proxy/error-pages.js';
 import type { EffectiveSettings, ReturnRuntime } from '../runtime/table.js';
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
@@ -12,14 +12,9 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 export function serveReturn(ex: Exchange, ret: ReturnRuntime, settings: EffectiveSettings): void {
   const code = ret.code;
   if (code === 444) return ex.streamAbort('return 444');
-  const headers = ex.down.responseHeaders();
   const text = ret.text === undefined ? undefined : ret.text.constant ?? ret.text.expand(ex);
-  if (REDIRECTS.has(code)) {
-    const location = text === undefined ? '' : absoluteLocation(ex, text);
-    headers.add('Content-Type', 'text/html');
-    headers.add('Location', location);
-    return ex.respondFull(code, headers, errorPage(code));
-  }
+  if (REDIRECTS.has(code)) return ex.respondRedirect(code, text === undefined ? '' : absoluteLocation(ex, text));
+  const headers = ex.down.responseHeaders();
   if (text !== undefined) {
     headers.add('Content-Type', settings.defaultType);
     return ex.respondFull(code, headers, Buffer.from(text, 'utf8'));

@@ -11,7 +11,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Exchange } from '../proxy/exchange.js';
-import { errorPage } from '../proxy/error-pages.js';
 import { absoluteLocation } from './return.js';
 import type { EffectiveSettings, StaticRuntime } from '../runtime/table.js';
 
@@ -45,11 +44,17 @@ export function mimeType(file: string, fallback: string): string {
 export function serveStatic(ex: Exchange, files: StaticRuntime, settings: EffectiveSettings): void {
   const method = ex.method;
   if (method !== 'GET' && method !== 'HEAD') return ex.reject(405);
-  const relative = files.alias !== undefined ? ex.uri.slice(files.alias.prefix.length) : ex.uri;
+  const target = fileFor(files, ex.uri);
+  if (target === undefined) return ex.respondError(403);
+  void serve(ex, target, settings, ex.uri.endsWith('/'));
+}
+
+/** The file a URI names under `root` (or `alias`), or undefined when it would be outside that directory. */
+export function fileFor(files: StaticRuntime, uri: string): string | undefined {
+  const relative = files.alias !== undefined && uri.startsWith(files.alias.prefix) ? uri.slice(files.alias.prefix.length) : uri;
   const target = path.join(files.directory, relative);
   const base = path.resolve(files.directory);
-  if (target !== base && !target.startsWith(base.endsWith(path.sep) ? base : base + path.sep)) return ex.respondError(403);
-  void serve(ex, target, settings, ex.uri.endsWith('/'));
+  return target === base || target.startsWith(base.endsWith(path.sep) ? base : base + path.sep) ? target : undefined;
 }
 
 async function serve(ex: Exchange, target: string, settings: EffectiveSettings, isDirectoryUri: boolean): Promise<void> {
@@ -70,11 +75,8 @@ async function serve(ex: Exchange, target: string, settings: EffectiveSettings, 
     const stat = await handle.stat();
     if (ex.isFinished) return;
     if (stat.isDirectory()) {
-      const headers = ex.down.responseHeaders();
       // As nginx: an absolute URL, and its built-in page as the body.
-      headers.add('Location', absoluteLocation(ex, ex.uri + '/' + (ex.args === '' ? '' : '?' + ex.args)));
-      headers.add('Content-Type', 'text/html');
-      return ex.respondFull(301, headers, errorPage(301));
+      return ex.respondRedirect(301, absoluteLocation(ex, ex.uri + '/' + (ex.args === '' ? '' : '?' + ex.args)));
     }
     if (!stat.isFile()) return ex.respondError(404);
     // etag off: none is sent, and an If-None-Match then never matches (nginx's not-modified filter).

@@ -27,7 +27,6 @@
  * (client) and the UpstreamConnection; it allocates no closures per request.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { LAST_CHUNK } from '../http/chunked.js';
 import { NameSet } from '../http/name-set.js';
 import type { RequestHead } from '../http/request-head.js';
@@ -40,7 +39,7 @@ import type { Tried } from '../balancer/policy.js';
 import { absoluteLocation, serveReturn } from '../handlers/return.js';
 import { serveStubStatus } from '../handlers/stub-status.js';
 import { applyCharset, applyExpires, headersFilterApplies } from './header-filters.js';
-import { serveStatic } from '../handlers/static-files.js';
+import { fileFor, serveStatic } from '../handlers/static-files.js';
 import { normalizePath } from '../router/normalize.js';
 import { hostWithoutPort } from '../router/server-names.js';
 import { DOUBLE_ZERO } from '../runtime/double-zero.js';
@@ -85,6 +84,14 @@ const enum FailKind {
 
 const NON_IDEMPOTENT = new NameSet(['POST', 'LOCK', 'PATCH']);
 const MIN_REPLAY_BYTES = 16 * 1024;
+/** Where an internal redirect lands; `uri`/`args` undefined: the request's stay (a named location). */
+interface InternalTarget {
+  location: LocationRuntime;
+  captures: readonly string[] | null;
+  uri: string | undefined;
+  args: string | undefined;
+}
+
 /** nginx's limit on internal redirects in one request (NGX_HTTP_MAX_URI_CHANGES). */
 const MAX_INTERNAL_REDIRECTS = 10;
 const LAST_CHUNK_BUF = Buffer.from(LAST_CHUNK, 'latin1');
@@ -401,10 +408,7 @@ export class Exchange implements UpstreamUser, VariableContext {
   }
 
   rewriteRedirect(code: number, url: string): void {
-    const headers = this.down.responseHeaders();
-    headers.add('Content-Type', 'text/html');
-    headers.add('Location', absoluteLocation(this, url));
-    this.respondFull(code, headers, errorPage(code));
+    this.respondRedirect(code, absoluteLocation(this, url));
   }
 
   /** limit_req: refuses the request (limit_req_status), or lets it through, perhaps after a delay (run() waits it out). */
@@ -517,30 +521,45 @@ export class Exchange implements UpstreamUser, VariableContext {
    * nginx does; more than 10 in one request is a loop (500).
    */
   internalRedirect(target: string): void {
-    const server = this.server!;
     this.triedFilesFor = undefined;
     if (++this.redirects > MAX_INTERNAL_REDIRECTS) {
       log().error({ uri: this.uri, target }, 'rewrite or internal redirection cycle');
       return this.respondError(500);
     }
+    const landing = this.internalTarget(target);
+    // nginx: an unknown named location is a 500, a URI no location takes a 404.
+    if (landing === undefined) return this.respondError(target.startsWith('@') ? 500 : 404);
+    this.enter(landing);
+    this.run();
+  }
+
+  /**
+   * Where an internal redirect to `target` lands (nothing is changed yet):
+   * a named location keeps the request's URI and arguments; a URI brings its
+   * own arguments, or none, as nginx's ngx_http_internal_redirect.
+   */
+  private internalTarget(target: string): InternalTarget | undefined {
+    const server = this.server;
+    if (server === undefined) return undefined;
     if (target.startsWith('@')) {
       const named = server.named.get(target);
-      if (named === undefined) return this.respondError(500);
-      this.location = named;
-      this.captures = null;
-      return this.run();
+      return named === undefined ? undefined : { location: named, captures: null, uri: undefined, args: undefined };
     }
     const q = target.indexOf('?');
     const uri = normalizePath(q < 0 ? target : target.slice(0, q), server.settings.mergeSlashes);
-    if (uri === undefined) return this.respondError(400);
-    this.uri = uri;
-    this.uriRewritten = true;
-    if (q >= 0) this.args = target.slice(q + 1);
-    const match = server.locations.find(uri);
-    if (match === undefined) return this.respondError(404);
-    this.location = match.value;
-    this.captures = match.captures;
-    this.run();
+    const match = uri === undefined ? undefined : server.locations.find(uri);
+    if (match === undefined) return undefined;
+    return { location: match.value, captures: match.captures, uri, args: q < 0 ? '' : target.slice(q + 1) };
+  }
+
+  private enter(landing: InternalTarget): void {
+    if (landing.uri !== undefined) {
+      this.uri = landing.uri;
+      this.args = landing.args!;
+      this.uriRewritten = true;
+    }
+    this.location = landing.location;
+    this.captures = landing.captures;
   }
 
   /** try_files: the first candidate that exists becomes $uri and the location's action serves it; else the fallback. */
@@ -550,10 +569,8 @@ export class Exchange implements UpstreamUser, VariableContext {
       if (value === '') continue;
       // As nginx: a candidate written with a final "/" must be a directory, and $uri becomes it without that "/".
       const directory = candidate.source.endsWith('/');
-      const relative = t.files.alias !== undefined && value.startsWith(t.files.alias.prefix) ? value.slice(t.files.alias.prefix.length) : value;
-      const file = path.join(t.files.directory, relative);
-      const base = path.resolve(t.files.directory);
-      if (file !== base && !file.startsWith(base.endsWith(path.sep) ? base : base + path.sep)) continue;
+      const file = fileFor(t.files, value);
+      if (file === undefined) continue;
       const found = await fs.promises.stat(file).then(
         (st) => (directory ? st.isDirectory() : st.isFile()),
         () => false,
@@ -646,6 +663,14 @@ export class Exchange implements UpstreamUser, VariableContext {
     this.finish();
   }
 
+  /** A redirect fulcrum makes itself (return, rewrite, error_page, a directory without its slash): Location and nginx's page. */
+  respondRedirect(code: number, location: string): void {
+    const headers = this.down.responseHeaders();
+    headers.add('Content-Type', 'text/html');
+    headers.add('Location', location);
+    this.respondFull(code, headers, errorPage(code));
+  }
+
   respondError(status: number): void {
     if (!this.errorPageUsed && !this.headSentToClient && !this.finished) {
       const page = (this.location?.settings ?? this.server?.settings)?.errorPages.get(status);
@@ -670,38 +695,21 @@ export class Exchange implements UpstreamUser, VariableContext {
   private serveErrorPage(page: ErrorPageRuntime, status: number): boolean {
     this.errorPageUsed = true;
     const target = page.uri.constant ?? page.uri.expand(this);
-    if (!target.startsWith('/')) {
+    if (!target.startsWith('/') && !target.startsWith('@')) {
       const code = page.response === 301 || page.response === 303 || page.response === 307 || page.response === 308 ? page.response : 302;
-      const headers = this.down.responseHeaders();
-      headers.add('Content-Type', 'text/html');
-      headers.add('Location', target);
-      this.respondFull(code, headers, errorPage(code));
+      this.respondRedirect(code, target);
       return true;
     }
-    const server = this.server;
-    if (server === undefined) return false;
-    if (target.startsWith('@')) {
-      const named = server.named.get(target);
-      if (named === undefined || named.action.kind === 'proxy') return false;
-      this.location = named;
-      this.captures = null;
-      this.errorStatus = page.response === 0 ? status : page.response;
-      this.run();
-      return true;
-    }
-    const q = target.indexOf('?');
-    const uri = normalizePath(q < 0 ? target : target.slice(0, q), server.settings.mergeSlashes);
-    const match = uri === undefined ? undefined : server.locations.find(uri);
-    if (match === undefined) {
+    if (this.server === undefined) return false;
+    const landing = this.internalTarget(target);
+    if (landing === undefined) {
+      if (target.startsWith('@')) return false;
       // As nginx: the page's URI matching no location is a 404 of its own.
       this.respondError(404);
       return true;
     }
-    if (match.value.action.kind === 'proxy') return false;
-    this.uri = uri!;
-    this.args = q < 0 ? '' : target.slice(q + 1);
-    this.location = match.value;
-    this.captures = match.captures;
+    if (landing.location.action.kind === 'proxy') return false;
+    this.enter(landing);
     this.errorStatus = page.response === 0 ? status : page.response;
     this.run();
     return true;

@@ -48,6 +48,8 @@ http {
     location @backend { proxy_pass http://127.0.0.1:${backends.ports[0]}; }
     location /loop { try_files /nope /loop; }
     location /redir { try_files /nope /a.txt?x=1; }
+    location /args-fallback { try_files /nope /show; }
+    location = /show { return 200 "uri=$uri args=$args\n"; }
   }
 }
 `,
@@ -72,6 +74,8 @@ describe('try_files', { concurrency: 4 }, () => {
     { path: '/api/hello', status: 200, body: /^Hello from backend_1/ },
     { path: '/loop', status: 500, body: /500 Internal Server Error/ },
     { path: '/redir', status: 200, body: /^file-a\n$/ },
+    // nginx: a fallback URI brings its own arguments or none; the request's are not kept.
+    { path: '/args-fallback?a=1', status: 200, body: /^uri=\/show args=\n$/ },
   ];
   for (const c of cases) {
     test(`${c.path}: ${c.status}`, async () => {
