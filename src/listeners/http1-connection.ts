@@ -19,6 +19,7 @@ import { ChunkedDecoder, LAST_CHUNK } from '../http/chunked.js';
 import { ReadBufferChoice } from '../net/read-buffers.js';
 import { chooseReadBuffers, isSharedReadBuffer, readIntoSharedBuffer, sharedClientReadBuffer } from '../net/shared-read-buffer.js';
 import { turnNow } from '../net/turn-clock.js';
+import { unsentDirectBytes } from '../net/direct-write.js';
 import { actAtEndOfTurn, flushTurnWrites, writeAtEndOfTurn } from '../net/turn-writes.js';
 import { RequestHead, incompleteHeadIsInvalid, parseRequestHead } from '../http/request-head.js';
 import { BodyWrite, HeaderList, type Downstream } from '../proxy/downstream.js';
@@ -68,6 +69,8 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
   readonly connectionId = nextConnectionId++;
   /** Read at accept: logs need it even after the client is gone. */
   readonly remoteAddr: string;
+  /** Read at accept too: Node's getter makes a call per read, and every request asks. */
+  readonly remotePort: number;
   readonly scheme: 'http' | 'https';
   readonly tlsSocket: TLSSocket | undefined;
   requestCount = 0;
@@ -129,6 +132,7 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     now: number,
   ) {
     this.remoteAddr = socket.remoteAddress ?? '';
+    this.remotePort = socket.remotePort ?? 0;
     this.scheme = listener.scheme;
     this.tlsSocket = listener.scheme === 'https' ? (socket as TLSSocket) : undefined;
     this.headStart = now;
@@ -158,10 +162,6 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
 
   get draining(): boolean {
     return this.drainRequested;
-  }
-
-  get remotePort(): number {
-    return this.socket.remotePort ?? 0;
   }
 
   // The local address is read only when asked ($server_addr, $server_port,
@@ -661,7 +661,7 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     const destroyOnceWritten = this.scheme === 'http' && nothingUnread;
     // After the response, which may still wait for the end of the turn.
     actAtEndOfTurn(this.socket, (socket) => {
-      if (destroyOnceWritten && socket.writableLength === 0) socket.destroy();
+      if (destroyOnceWritten && socket.writableLength === 0 && unsentDirectBytes(socket) === 0) socket.destroy();
       else socket.end();
     });
     this.exchange = null;

@@ -16,6 +16,7 @@
  * after `flushTurnWrites()`. Call sites do that before every direct write.
  */
 import type { Socket } from 'node:net';
+import { writeDirect } from './direct-write.js';
 
 /** What is queued for a socket: bytes to write, or something to do with it once what came before is written. */
 type Queued = string | Buffer | ((socket: Socket) => void);
@@ -60,9 +61,8 @@ export function flushTurnWrites(): void {
     const socket = toWrite[i]!;
     if (socket.destroyed) continue; // what a destroyed socket had queued is dropped, as Node drops its own queue
     const chunk = data[i]!;
-    if (typeof chunk === 'string') socket.write(chunk, 'latin1');
-    else if (typeof chunk === 'function') chunk(socket);
-    else socket.write(chunk);
+    if (typeof chunk === 'function') chunk(socket);
+    else writeDirect(socket, chunk); // past Node's Writable when its queue is empty (direct-write.ts)
   }
 }
 
