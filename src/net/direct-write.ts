@@ -25,12 +25,13 @@
  * before that (TLSWrap::DoWrite's CHECK), which Node's stream never does
  * because it issues one write at a time; TLS sockets keep Node's path.
  *
- * `WriteWrap` comes from `process.binding('stream_wrap')`, which Node keeps
- * for compatibility; without it (or a handle without those methods) every
- * write goes through `socket.write()`, and test/unit/direct-write.test.ts
- * says which path this Node takes.
+ * `WriteWrap` comes from `process.binding('stream_wrap')` (stream-binding.ts);
+ * without it (or a handle without those methods) every write goes through
+ * `socket.write()`, and test/unit/direct-write.test.ts says which path this
+ * Node takes.
  */
 import type { Socket } from 'node:net';
+import { streamWrap } from './stream-binding.js';
 
 interface StreamHandle {
   writeLatin1String(req: object, data: string): number;
@@ -46,25 +47,9 @@ interface WriteRequest {
   buffer: Uint8Array | null;
 }
 
-interface StreamWrapBinding {
-  WriteWrap: new () => object;
-  streamBaseState: Int32Array;
-  kLastWriteWasAsync: number;
-}
-
 type SocketInternals = Socket & { _handle: Partial<StreamHandle> | null; connecting: boolean; encrypted?: boolean };
 
-const binding = loadBinding();
-
-function loadBinding(): StreamWrapBinding | null {
-  try {
-    const b = (process as unknown as { binding(name: string): Partial<StreamWrapBinding> }).binding('stream_wrap');
-    if (typeof b.WriteWrap !== 'function' || !(b.streamBaseState instanceof Int32Array) || typeof b.kLastWriteWasAsync !== 'number') return null;
-    return b as StreamWrapBinding;
-  } catch {
-    return null;
-  }
-}
+const binding = streamWrap;
 
 /** Whether this Node lets fulcrum write to handles directly. */
 export const directWritesAvailable = binding !== null;

@@ -26,6 +26,7 @@
  * overwrites: whatever it keeps past the call, it must copy.
  */
 import { Socket, type SocketConstructorOpts } from 'node:net';
+import { streamWrap } from './stream-binding.js';
 
 /** Returns false to stop reading (backpressure), as Node's `onread.callback`. */
 export type SharedReadCallback = (bytes: number, buffer: Buffer) => boolean;
@@ -38,6 +39,13 @@ interface OnreadSymbols {
 
 interface HandleWithUserBuffer {
   useUserBuffer(buffer: Uint8Array): void;
+}
+
+/** What a stream handle calls per read: `onread`, with the byte count in the binding's state array. */
+interface ReadingHandle {
+  onread: ((this: unknown, arrayBuffer: unknown) => unknown) | undefined;
+  reading: boolean;
+  readStop(): number;
 }
 
 const sharedBuffer = Buffer.allocUnsafe(65536);
@@ -81,7 +89,67 @@ export function readIntoSharedBuffer(socket: Socket, callback: SharedReadCallbac
   fields[symbols.callback] = callback;
   if (symbols.generator !== undefined) fields[symbols.generator] = null;
   handle.useUserBuffer(sharedBuffer);
+  hookReads(socket, sharedBuffer, callback, null);
   return true;
+}
+
+/**
+ * A socket's reads, with fulcrum's `onread` in place of Node's.
+ *
+ * With a user buffer Node still runs `onStreamRead` per read: it refreshes
+ * the socket's timer, loads the buffer, callback and generator from three
+ * symbol-keyed properties of the socket (megamorphic loads), calls the
+ * callback, then the generator. The handle calls whatever function its
+ * `onread` holds, so fulcrum puts there a closure over this object that does
+ * the same for reads that brought bytes, and hands everything else (end of
+ * stream, errors) to Node's function. ~1 % of the proxy's CPU
+ * (docs/benchmarks.md). fulcrum sets no socket timeouts on these sockets
+ * after connecting, so the timer refresh it skips is a no-op.
+ */
+class ReadHook {
+  constructor(
+    public buffer: Uint8Array,
+    readonly callback: SharedReadCallback,
+    public choose: (() => Uint8Array) | null,
+  ) {}
+}
+
+const hooks = new WeakMap<Socket, ReadHook>();
+
+function hookReads(socket: Socket, buffer: Uint8Array, callback: SharedReadCallback, choose: (() => Uint8Array) | null): void {
+  if (streamWrap === null) return;
+  const handle = (socket as unknown as { _handle?: Partial<ReadingHandle> | null })._handle;
+  if (handle === null || handle === undefined || typeof handle.onread !== 'function' || typeof handle.readStop !== 'function') return;
+  const nodeOnread = handle.onread;
+  const reading = handle as ReadingHandle;
+  const counts = streamWrap.streamBaseState;
+  const slot = streamWrap.kReadBytesOrError;
+  const hook = new ReadHook(buffer, callback, choose);
+  reading.onread = function onread(this: unknown, arrayBuffer: unknown): unknown {
+    const nread = counts[slot]!;
+    if (nread <= 0 || socket.destroyed) return nodeOnread.call(this, arrayBuffer);
+    const more = hook.callback(nread, hook.buffer as Buffer);
+    let next: Uint8Array | undefined;
+    if (hook.choose !== null) hook.buffer = next = hook.choose(); // the handle reads into what this returns
+    if (more === false) {
+      reading.reading = false;
+      const err = reading.readStop();
+      if (err !== 0 && !socket.destroyed) socket.destroy(new Error(`readStop failed (libuv error ${err})`));
+    }
+    return next;
+  };
+  hooks.set(socket, hook);
+}
+
+/**
+ * For a socket connected with Node's `onread` option (upstream connections):
+ * the same `onread` as accepted sockets get, reading into the buffers
+ * `choose` gives. Nothing changes where that is not possible.
+ */
+export function hookOwnReads(socket: Socket, callback: SharedReadCallback, choose: () => Uint8Array): void {
+  if (symbols === null) return;
+  const current = (socket as unknown as Record<symbol, unknown>)[symbols.buffer];
+  if (current instanceof Uint8Array) hookReads(socket, current, callback, choose);
 }
 
 /**
@@ -92,6 +160,8 @@ export function readIntoSharedBuffer(socket: Socket, callback: SharedReadCallbac
 export function chooseReadBuffers(socket: Socket, choose: () => Buffer): boolean {
   if (symbols === null || symbols.generator === undefined) return false;
   (socket as unknown as Record<symbol, unknown>)[symbols.generator] = choose;
+  const hook = hooks.get(socket);
+  if (hook !== undefined) hook.choose = choose;
   return true;
 }
 

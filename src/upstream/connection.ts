@@ -14,6 +14,7 @@ import * as tls from 'node:tls';
 import { ChunkedDecoder } from '../http/chunked.js';
 import { ResponseHead, parseResponseHead } from '../http/response-head.js';
 import { READ_BUFFER_SIZE, ReadBufferChoice } from '../net/read-buffers.js';
+import { hookOwnReads } from '../net/shared-read-buffer.js';
 import { turnNow } from '../net/turn-clock.js';
 import { DOUBLE_ZERO } from '../runtime/double-zero.js';
 import type { ServerState } from './server-state.js';
@@ -126,6 +127,7 @@ export class UpstreamConnection {
         ? net.connect({ host, port, noDelay: true, timeout: connectTimeoutMs })
         : net.connect({ host, port, noDelay: true, timeout: connectTimeoutMs, onread: { buffer: () => this.reads.next(), callback: (n: number, buf: Uint8Array) => this.onRead(n, buf) } });
     this.choosesReadBuffer = tlsSettings === undefined && !tunnel;
+    if (this.choosesReadBuffer) hookOwnReads(socket, (n, buf) => this.onRead(n, buf), () => this.reads.next());
     this.socket = socket;
     server.connections++;
     server.openConnections.add(this);
