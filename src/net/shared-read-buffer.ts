@@ -100,45 +100,53 @@ export function readIntoSharedBuffer(socket: Socket, callback: SharedReadCallbac
  * the socket's timer, loads the buffer, callback and generator from three
  * symbol-keyed properties of the socket (megamorphic loads), calls the
  * callback, then the generator. The handle calls whatever function its
- * `onread` holds, so fulcrum puts there a closure over this object that does
- * the same for reads that brought bytes, and hands everything else (end of
- * stream, errors) to Node's function. ~1 % of the proxy's CPU
- * (docs/benchmarks.md). fulcrum sets no socket timeouts on these sockets
- * after connecting, so the timer refresh it skips is a no-op.
+ * `onread` holds, with the handle as `this`, so fulcrum puts there one
+ * function shared by all sockets, which finds the socket's ReadHook on the
+ * handle and does the same for reads that brought bytes; everything else
+ * (end of stream, errors) goes to Node's function. ~1 % of the proxy's CPU
+ * (docs/benchmarks.md), and no per-socket closure (idle connections are
+ * counted in bytes). fulcrum sets no socket timeouts on these sockets after
+ * connecting, so the timer refresh it skips is a no-op.
  */
 class ReadHook {
   constructor(
+    readonly socket: Socket,
     public buffer: Uint8Array,
     readonly callback: SharedReadCallback,
     public choose: (() => Uint8Array) | null,
+    readonly nodeOnread: (this: unknown, arrayBuffer: unknown) => unknown,
   ) {}
 }
 
-const hooks = new WeakMap<Socket, ReadHook>();
+interface HookedHandle extends ReadingHandle {
+  fulcrumReads: ReadHook;
+}
+
+const readCounts = streamWrap?.streamBaseState;
+const readCountSlot = streamWrap?.kReadBytesOrError ?? 0;
+
+function onread(this: HookedHandle, arrayBuffer: unknown): unknown {
+  const hook = this.fulcrumReads;
+  const nread = readCounts![readCountSlot]!;
+  const socket = hook.socket;
+  if (nread <= 0 || socket.destroyed) return hook.nodeOnread.call(this, arrayBuffer);
+  const more = hook.callback(nread, hook.buffer as Buffer);
+  let next: Uint8Array | undefined;
+  if (hook.choose !== null) hook.buffer = next = hook.choose(); // the handle reads into what this returns
+  if (more === false) {
+    this.reading = false;
+    const err = this.readStop();
+    if (err !== 0 && !socket.destroyed) socket.destroy(new Error(`readStop failed (libuv error ${err})`));
+  }
+  return next;
+}
 
 function hookReads(socket: Socket, buffer: Uint8Array, callback: SharedReadCallback, choose: (() => Uint8Array) | null): void {
-  if (streamWrap === null) return;
-  const handle = (socket as unknown as { _handle?: Partial<ReadingHandle> | null })._handle;
+  if (readCounts === undefined) return;
+  const handle = (socket as unknown as { _handle?: Partial<HookedHandle> | null })._handle;
   if (handle === null || handle === undefined || typeof handle.onread !== 'function' || typeof handle.readStop !== 'function') return;
-  const nodeOnread = handle.onread;
-  const reading = handle as ReadingHandle;
-  const counts = streamWrap.streamBaseState;
-  const slot = streamWrap.kReadBytesOrError;
-  const hook = new ReadHook(buffer, callback, choose);
-  reading.onread = function onread(this: unknown, arrayBuffer: unknown): unknown {
-    const nread = counts[slot]!;
-    if (nread <= 0 || socket.destroyed) return nodeOnread.call(this, arrayBuffer);
-    const more = hook.callback(nread, hook.buffer as Buffer);
-    let next: Uint8Array | undefined;
-    if (hook.choose !== null) hook.buffer = next = hook.choose(); // the handle reads into what this returns
-    if (more === false) {
-      reading.reading = false;
-      const err = reading.readStop();
-      if (err !== 0 && !socket.destroyed) socket.destroy(new Error(`readStop failed (libuv error ${err})`));
-    }
-    return next;
-  };
-  hooks.set(socket, hook);
+  handle.fulcrumReads = new ReadHook(socket, buffer, callback, choose, handle.onread);
+  handle.onread = onread as HookedHandle['onread'];
 }
 
 /**
@@ -160,7 +168,7 @@ export function hookOwnReads(socket: Socket, callback: SharedReadCallback, choos
 export function chooseReadBuffers(socket: Socket, choose: () => Buffer): boolean {
   if (symbols === null || symbols.generator === undefined) return false;
   (socket as unknown as Record<symbol, unknown>)[symbols.generator] = choose;
-  const hook = hooks.get(socket);
+  const hook = (socket as unknown as { _handle?: Partial<HookedHandle> | null })._handle?.fulcrumReads;
   if (hook !== undefined) hook.choose = choose;
   return true;
 }

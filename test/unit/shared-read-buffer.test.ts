@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { createServer, connect, type Socket } from 'node:net';
 import { test } from 'node:test';
 import tls, { type TLSSocket } from 'node:tls';
-import { isSharedReadBuffer, readIntoSharedBuffer, sharedReadsAvailable } from '../../src/net/shared-read-buffer.js';
+import { chooseReadBuffers, isSharedReadBuffer, readIntoSharedBuffer, sharedReadsAvailable } from '../../src/net/shared-read-buffer.js';
 import { selfSignedCertificate } from '../../src/tls/self-signed.js';
 
 test('on this Node, accepted sockets can read into the shared buffer (the fast path is in use)', () => {
@@ -81,6 +81,56 @@ test('a TLS socket switched after its handshake gets the request its client sent
   await ended;
   assert.equal(reads.join(''), 'with-handshake|second|' + 'x'.repeat(100_000));
   assert.equal(sharedEachTime, true, 'every read after the switch landed in the one shared buffer');
+  accepted.destroy();
+  server.close();
+});
+
+test("reads skip Node's onStreamRead, land in the buffers a chooser gives from the next read on, and stop while the callback says so", async () => {
+  const reads: { text: string; shared: boolean }[] = [];
+  let accepted!: Socket;
+  let allow = true;
+  const server = createServer({ allowHalfOpen: true }, (socket) => {
+    accepted = socket;
+    readIntoSharedBuffer(socket, (bytes, buffer) => {
+      reads.push({ text: buffer.toString('latin1', 0, bytes), shared: isSharedReadBuffer(buffer) });
+      return allow;
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  const client = connect(port, '127.0.0.1');
+  await once(client, 'connect');
+  const received = async (text: string): Promise<void> => {
+    for (let i = 0; i < 400 && reads.map((r) => r.text).join('') !== text; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(reads.map((r) => r.text).join(''), text);
+  };
+  client.write('a');
+  await received('a');
+  const onread = (accepted as unknown as { _handle: { onread: { name: string } } })._handle.onread;
+  assert.equal(onread.name, 'onread', "the handle calls fulcrum's onread, not Node's onStreamRead");
+
+  const own = Buffer.alloc(4096);
+  assert.equal(chooseReadBuffers(accepted, () => own), true);
+  client.write('b'); // lands where the handle was told to read before the switch
+  await received('ab');
+  client.write('c');
+  await received('abc');
+  assert.deepEqual(reads.map((r) => r.shared), [true, true, false], 'from the read after the switch on, the chosen buffer');
+
+  allow = false;
+  client.write('d');
+  await received('abcd');
+  client.write('e');
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(reads.map((r) => r.text).join(''), 'abcd', 'after the callback said stop, nothing is read');
+  allow = true;
+  accepted.pause();
+  accepted.resume();
+  await received('abcde');
+  const ended = once(accepted, 'end');
+  client.end();
+  await ended;
   accepted.destroy();
   server.close();
 });
