@@ -11,13 +11,15 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 
-// Connections that live a few milliseconds survive the young generation, so
-// under connection churn the old generation fills with dead sockets; V8's
-// default lets it grow to ~4x the live heap before a full collection (~95 MiB
-// RSS at 10k new connections/s). Growing by at most 2x keeps it under 80 MiB
-// for no measurable CPU (full collections of a ~14 MiB live heap take ~2 ms).
-// V8 reads this at every collection, so setting it now works.
-setFlagsFromString('--heap-growing-percent=100');
+// Connections that live a few milliseconds survive the young generation, and
+// at 200 concurrent requests so do some requests' objects, so the old
+// generation fills with dead objects; V8's default lets it grow to ~4x the
+// live heap before a full collection (~95 MiB RSS at 10k new connections/s).
+// Growing by at most 1.5x keeps RSS after a c200 run near 75 MiB instead of
+// 78 (2x) for no measurable CPU (full collections of a ~12 MiB live heap
+// take ~5 ms; docs/benchmarks.md). V8 reads this at every collection, so
+// setting it now works.
+setFlagsFromString('--heap-growing-percent=50');
 
 // A scavenge runs on the main thread alone. V8 would split it into tasks for
 // its helper threads, but a proxy runs one worker per core (worker_processes
