@@ -1192,6 +1192,7 @@ export class Exchange implements UpstreamUser, VariableContext {
     const proxy = this.proxy;
     if (proxy === undefined || this.finished) return;
     const conn = this.conn;
+    if (conn !== undefined && this.phase === Phase.Connecting) conn.checkConnectTimeout(now);
     if (conn !== undefined && (this.phase === Phase.AwaitingHead || this.phase === Phase.Streaming)) {
       if (this.downstreamBlockedSince === 0 && now - conn.lastRead > proxy.readTimeoutMs) {
         if (this.phase === Phase.AwaitingHead) {

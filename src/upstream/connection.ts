@@ -109,6 +109,8 @@ export class UpstreamConnection {
   private unverifiedSession: Buffer | undefined = undefined;
   /** Reads go through `onread` (plain TCP, not a tunnel): the read buffer is ours to choose. */
   private readonly choosesReadBuffer: boolean;
+  /** When the connect phase times out (performance.now() ms). */
+  private readonly connectDeadline: number;
 
   /**
    * `tunnel`: the connection will carry an upgrade (WebSocket) and must
@@ -122,22 +124,23 @@ export class UpstreamConnection {
     // proxy_pass https://: the proxy_ssl_* settings (upstream/tls-settings.ts).
     const tlsSettings = server.tls;
     const socket = tlsSettings !== undefined
-      ? this.connectTls(tlsSettings, host, port, connectTimeoutMs)
+      ? this.connectTls(tlsSettings, host, port)
       : tunnel
-        ? net.connect({ host, port, noDelay: true, timeout: connectTimeoutMs })
-        : net.connect({ host, port, noDelay: true, timeout: connectTimeoutMs, onread: { buffer: () => this.reads.next(), callback: (n: number, buf: Uint8Array) => this.onRead(n, buf) } });
+        ? net.connect({ host, port, noDelay: true })
+        : net.connect({ host, port, noDelay: true, onread: { buffer: () => this.reads.next(), callback: (n: number, buf: Uint8Array) => this.onRead(n, buf) } });
+    this.connectDeadline = now + connectTimeoutMs;
     this.choosesReadBuffer = tlsSettings === undefined && !tunnel;
     if (this.choosesReadBuffer) hookOwnReads(socket, (n, buf) => this.onRead(n, buf), () => this.reads.next());
     this.socket = socket;
     server.connections++;
     server.openConnections.add(this);
     socket.on(tlsSettings !== undefined ? 'secureConnect' : 'connect', () => this.onConnect());
-    socket.on('data', (d: Buffer) => this.onData(d));
+    // A socket connected with `onread` never emits 'data'; a listener would only put its stream in flowing mode (a nextTick and stream reads per connection).
+    if (!this.choosesReadBuffer) socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('end', () => this.onEnd());
     socket.on('error', (err: NodeJS.ErrnoException) => this.onError(err));
     socket.on('close', () => this.onClose());
     socket.on('drain', () => this.user?.upstreamDrain(this));
-    socket.on('timeout', () => this.onConnectTimeout());
   }
 
   get connecting(): boolean {
@@ -208,10 +211,10 @@ export class UpstreamConnection {
     if (this.phase !== Phase.Closed) this.socket.destroy();
   }
 
-  private connectTls(settings: UpstreamTls, host: string, port: number, connectTimeoutMs: number): tls.TLSSocket {
+  private connectTls(settings: UpstreamTls, host: string, port: number): tls.TLSSocket {
     const server = this.server;
     const session = settings.sessionReuse ? server.tlsSession : undefined;
-    const socket = tls.connect({ ...settings.connectOptions, host, port, timeout: connectTimeoutMs, session });
+    const socket = tls.connect({ ...settings.connectOptions, host, port, session });
     if (settings.sessionReuse) {
       socket.on('session', (s: Buffer) => {
         // Only sessions made with the settings of this generation (a reload may
@@ -241,14 +244,19 @@ export class UpstreamConnection {
         this.unverifiedSession = undefined;
       }
     }
-    this.socket.setTimeout(0);
     if (this.phase === Phase.Connecting) this.phase = Phase.Head;
     this.user?.upstreamConnected(this);
   }
 
-  private onConnectTimeout(): void {
-    // Only the connect phase uses the socket timeout; later phases are watched by the proxy's sweeper.
-    if (this.phase === Phase.Connecting) this.fail(UpstreamFailure.Connect, 'connect timed out');
+  /**
+   * proxy_connect_timeout (the TCP connect and, for https upstreams, the TLS
+   * handshake), checked by the proxy's sweep like the read and send timeouts:
+   * a socket timeout would put a timer in Node's lists and take it out again
+   * for every connection, Node code that then runs a few times a second and
+   * keeps V8 compiling it under load (docs/benchmarks.md).
+   */
+  checkConnectTimeout(now: number): void {
+    if (this.phase === Phase.Connecting && now > this.connectDeadline) this.fail(UpstreamFailure.Connect, 'connect timed out');
   }
 
   /**
