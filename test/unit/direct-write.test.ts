@@ -38,7 +38,7 @@ test('direct writes the kernel cannot take at once keep their order with stream 
   const { writer, reader, close } = await socketPair();
   try {
     reader.pause(); // nothing is read until every write was issued: the kernel buffers fill
-    const big = pattern(8 << 20, 1);
+    const big = pattern(16 << 20, 1); // more than the kernel buffers can hold (tcp_wmem max 4 MiB, a paused reader's window stays small)
     writeDirect(writer, 'head|');
     writeDirect(writer, big); // more than the socket buffers hold: libuv keeps the rest
     assert.ok(unsentDirectBytes(writer) > 0, 'the bytes libuv holds are reported');
@@ -69,7 +69,7 @@ test('a direct write whose peer is gone fails the socket with an error instead o
     writer.on('error', (e) => (error = e));
     reader.on('error', () => {});
     reader.pause();
-    writeDirect(writer, pattern(8 << 20, 3)); // held by libuv
+    writeDirect(writer, pattern(16 << 20, 3)); // held by libuv
     assert.ok(unsentDirectBytes(writer) > 0);
     const failed = new Promise((resolve) => writer.on('close', resolve)); // not once(): it rejects on the 'error' expected here
     reader.resetAndDestroy();
