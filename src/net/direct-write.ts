@@ -110,7 +110,7 @@ export function writeDirect(socket: Socket, data: string | Uint8Array): void {
     return;
   }
   if (binding.streamBaseState[binding.kLastWriteWasAsync] !== 0) {
-    // libuv (or TLS) holds the request until the bytes are out: it keeps them alive and reports a failure.
+    // libuv holds the request until the bytes are out: it keeps them alive and reports a failure.
     req.socket = socket;
     if (typeof data !== 'string') req.buffer = data;
     spare = null;

@@ -105,8 +105,8 @@ export function readIntoSharedBuffer(socket: Socket, callback: SharedReadCallbac
  * handle and does the same for reads that brought bytes; everything else
  * (end of stream, errors) goes to Node's function. ~1 % of the proxy's CPU
  * (docs/benchmarks.md), and no per-socket closure (idle connections are
- * counted in bytes). fulcrum sets no socket timeouts on these sockets after
- * connecting, so the timer refresh it skips is a no-op.
+ * counted in bytes). fulcrum sets no socket timeouts (its sweep checks every
+ * deadline), so the timer refresh it skips is a no-op.
  */
 class ReadHook {
   constructor(

@@ -123,14 +123,17 @@ export class UpstreamConnection {
     const { host, port } = server.endpoint;
     // proxy_pass https://: the proxy_ssl_* settings (upstream/tls-settings.ts).
     const tlsSettings = server.tls;
+    const nextBuffer = (): Uint8Array => this.reads.next();
+    const onRead = (n: number, buf: Uint8Array): boolean => this.onRead(n, buf);
     const socket = tlsSettings !== undefined
       ? this.connectTls(tlsSettings, host, port)
       : tunnel
         ? net.connect({ host, port, noDelay: true })
-        : net.connect({ host, port, noDelay: true, onread: { buffer: () => this.reads.next(), callback: (n: number, buf: Uint8Array) => this.onRead(n, buf) } });
+        : net.connect({ host, port, noDelay: true, onread: { buffer: nextBuffer, callback: onRead } });
     this.connectDeadline = now + connectTimeoutMs;
     this.choosesReadBuffer = tlsSettings === undefined && !tunnel;
-    if (this.choosesReadBuffer) hookOwnReads(socket, (n, buf) => this.onRead(n, buf), () => this.reads.next());
+    // Node's onread option above, then fulcrum's onread in place of Node's per-read step (shared-read-buffer.ts).
+    if (this.choosesReadBuffer) hookOwnReads(socket, onRead, nextBuffer);
     this.socket = socket;
     server.connections++;
     server.openConnections.add(this);
