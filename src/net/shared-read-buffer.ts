@@ -108,9 +108,15 @@ export function readIntoSharedBuffer(socket: Socket, callback: SharedReadCallbac
  * counted in bytes). fulcrum sets no socket timeouts (its sweep checks every
  * deadline), so the timer refresh it skips is a no-op.
  */
+/** What a read hook needs of the socket it serves: net.Socket, or a TcpStream (tcp-stream.ts). */
+interface HookedSocket {
+  readonly destroyed: boolean;
+  destroy(err?: Error): unknown;
+}
+
 class ReadHook {
   constructor(
-    readonly socket: Socket,
+    readonly socket: HookedSocket,
     public buffer: Uint8Array,
     readonly callback: SharedReadCallback,
     public choose: (() => Uint8Array) | null,
@@ -120,6 +126,12 @@ class ReadHook {
 
 interface HookedHandle extends ReadingHandle {
   fulcrumReads: ReadHook;
+}
+
+/** A stream handle fulcrum's `onread` can be put on. */
+export interface HookableHandle {
+  onread: ((this: never, arrayBuffer: unknown) => unknown) | undefined;
+  readStop(): number;
 }
 
 const readCounts = streamWrap?.streamBaseState;
@@ -147,6 +159,25 @@ function hookReads(socket: Socket, buffer: Uint8Array, callback: SharedReadCallb
   if (handle === null || handle === undefined || typeof handle.onread !== 'function' || typeof handle.readStop !== 'function') return;
   handle.fulcrumReads = new ReadHook(socket, buffer, callback, choose, handle.onread);
   handle.onread = onread as HookedHandle['onread'];
+}
+
+/**
+ * For a bare handle (tcp-stream.ts) that reads into `buffer` (already given
+ * with useUserBuffer): fulcrum's `onread`, with `onEnd` called (the handle as
+ * `this`) for reads that bring no bytes, end of stream and errors, whose
+ * code is in the stream binding's state array.
+ */
+export function hookHandleReads(
+  handle: HookableHandle,
+  socket: HookedSocket,
+  buffer: Uint8Array,
+  callback: SharedReadCallback,
+  choose: () => Uint8Array,
+  onEnd: (this: never) => void,
+): void {
+  const h = handle as unknown as HookedHandle;
+  h.fulcrumReads = new ReadHook(socket, buffer, callback, choose, onEnd as unknown as (this: unknown, arrayBuffer: unknown) => unknown);
+  h.onread = onread as HookedHandle['onread'];
 }
 
 /**

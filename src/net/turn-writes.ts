@@ -17,16 +17,17 @@
  */
 import type { Socket } from 'node:net';
 import { writeDirect } from './direct-write.js';
+import { TcpStream } from './tcp-stream.js';
 
 /** What is queued for a socket: bytes to write, or something to do with it once what came before is written. */
 type Queued = string | Buffer | ((socket: Socket) => void);
 
-let sockets: Socket[] = [];
+let sockets: (Socket | TcpStream)[] = [];
 let chunks: Queued[] = [];
 let scheduled = false;
 
 /** Queues `data` (a string is sent as latin1) for `socket`, in order with other queued writes. */
-export function writeAtEndOfTurn(socket: Socket, data: string | Buffer): void {
+export function writeAtEndOfTurn(socket: Socket | TcpStream, data: string | Buffer): void {
   queue(socket, data);
 }
 
@@ -40,7 +41,7 @@ export function actAtEndOfTurn(socket: Socket, action: (socket: Socket) => void)
   queue(socket, action);
 }
 
-function queue(socket: Socket, item: Queued): void {
+function queue(socket: Socket | TcpStream, item: Queued): void {
   sockets.push(socket);
   chunks.push(item);
   if (!scheduled) {
@@ -61,7 +62,8 @@ export function flushTurnWrites(): void {
     const socket = toWrite[i]!;
     if (socket.destroyed) continue; // what a destroyed socket had queued is dropped, as Node drops its own queue
     const chunk = data[i]!;
-    if (typeof chunk === 'function') chunk(socket);
+    if (socket instanceof TcpStream) socket.write(chunk as string | Buffer); // a bare handle: its writes are direct already
+    else if (typeof chunk === 'function') chunk(socket);
     else writeDirect(socket, chunk); // past Node's Writable when its queue is empty (direct-write.ts)
   }
 }

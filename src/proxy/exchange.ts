@@ -1181,7 +1181,7 @@ export class Exchange implements UpstreamUser, VariableContext {
     this.conn = undefined;
     this.endAttempt();
     this.clientWantsKeepAlive = false;
-    startTunnel(takeover.socket, takeover.buffered, conn.socket, body);
+    startTunnel(takeover.socket, takeover.buffered, conn.netSocket, body);
     this.finish();
   }
 

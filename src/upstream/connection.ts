@@ -5,6 +5,11 @@
  * Listeners are attached once per connection; per request there are no
  * closures, only a user pointer swap.
  *
+ * Plain HTTP to an IP address runs on a bare TCP handle (net/tcp-stream.ts):
+ * opening and closing a net.Socket costs ~200 µs of JavaScript that V8 seldom
+ * optimizes, and nginx's `keepalive_requests 1000` replaces connections tens
+ * of times a second under load.
+ *
  * Framing errors, truncation and any byte the upstream sends while it should
  * be silent make the connection unusable: it is never returned to the pool
  * (RFC 9112 6.3).
@@ -15,6 +20,7 @@ import { ChunkedDecoder } from '../http/chunked.js';
 import { ResponseHead, parseResponseHead } from '../http/response-head.js';
 import { READ_BUFFER_SIZE, ReadBufferChoice } from '../net/read-buffers.js';
 import { hookOwnReads } from '../net/shared-read-buffer.js';
+import { TcpStream, tcpStreamsAvailable, type TcpStreamOwner } from '../net/tcp-stream.js';
 import { turnNow } from '../net/turn-clock.js';
 import { DOUBLE_ZERO } from '../runtime/double-zero.js';
 import type { ServerState } from './server-state.js';
@@ -73,6 +79,14 @@ const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 let nextConnectionId = 1;
 
 /**
+ * What an upstream connection runs on: a bare TCP handle (net/tcp-stream.ts)
+ * for plain HTTP to an IP address, the usual case and the one on the hot
+ * path; net.Socket or tls.TLSSocket for TLS upstreams, tunnels and host
+ * names.
+ */
+export type UpstreamSocket = net.Socket | TcpStream;
+
+/**
  * Reads land in one buffer shared by every upstream connection of the
  * process: a response head and a small body are parsed, copied into the
  * client's write and forgotten within the read callback. A streamed body is
@@ -81,9 +95,9 @@ let nextConnectionId = 1;
  */
 const sharedReadBuffer = Buffer.allocUnsafe(READ_BUFFER_SIZE);
 
-export class UpstreamConnection {
+export class UpstreamConnection implements TcpStreamOwner {
   readonly id = nextConnectionId++;
-  readonly socket: net.Socket;
+  readonly socket: UpstreamSocket;
   readonly server: ServerState;
   user: UpstreamUser | null = null;
   readonly head = new ResponseHead();
@@ -125,25 +139,36 @@ export class UpstreamConnection {
     const tlsSettings = server.tls;
     const nextBuffer = (): Uint8Array => this.reads.next();
     const onRead = (n: number, buf: Uint8Array): boolean => this.onRead(n, buf);
+    this.connectDeadline = now + connectTimeoutMs;
+    this.choosesReadBuffer = tlsSettings === undefined && !tunnel;
+    const family = this.choosesReadBuffer && tcpStreamsAvailable ? net.isIP(host) : 0;
+    server.connections++;
+    server.openConnections.add(this);
+    if (family === 4 || family === 6) {
+      this.socket = new TcpStream(this, host, port, family, onRead, nextBuffer(), nextBuffer);
+      return;
+    }
     const socket = tlsSettings !== undefined
       ? this.connectTls(tlsSettings, host, port)
       : tunnel
         ? net.connect({ host, port, noDelay: true })
         : net.connect({ host, port, noDelay: true, onread: { buffer: nextBuffer, callback: onRead } });
-    this.connectDeadline = now + connectTimeoutMs;
-    this.choosesReadBuffer = tlsSettings === undefined && !tunnel;
     // Node's onread option above, then fulcrum's onread in place of Node's per-read step (shared-read-buffer.ts).
     if (this.choosesReadBuffer) hookOwnReads(socket, onRead, nextBuffer);
     this.socket = socket;
-    server.connections++;
-    server.openConnections.add(this);
-    socket.on(tlsSettings !== undefined ? 'secureConnect' : 'connect', () => this.onConnect());
+    socket.on(tlsSettings !== undefined ? 'secureConnect' : 'connect', () => this.onTcpConnect());
     // A socket connected with `onread` never emits 'data'; a listener would only put its stream in flowing mode (a nextTick and stream reads per connection).
     if (!this.choosesReadBuffer) socket.on('data', (d: Buffer) => this.onData(d));
-    socket.on('end', () => this.onEnd());
-    socket.on('error', (err: NodeJS.ErrnoException) => this.onError(err));
-    socket.on('close', () => this.onClose());
-    socket.on('drain', () => this.user?.upstreamDrain(this));
+    socket.on('end', () => this.onTcpEnd());
+    socket.on('error', (err: NodeJS.ErrnoException) => this.onTcpError(err));
+    socket.on('close', () => this.onTcpClose());
+    socket.on('drain', () => this.onTcpDrain());
+  }
+
+  /** The net.Socket of a TLS upstream or a tunnel (never a TcpStream: those are plain HTTP connections). */
+  get netSocket(): net.Socket {
+    if (this.socket instanceof TcpStream) throw new Error('upstream connection has no net.Socket');
+    return this.socket;
   }
 
   get connecting(): boolean {
@@ -232,10 +257,10 @@ export class UpstreamConnection {
     return socket;
   }
 
-  private onConnect(): void {
+  onTcpConnect(): void {
     const settings = this.server.tls;
     if (settings !== undefined && settings.verify) {
-      const problem = verifyUpstream(this.socket as tls.TLSSocket, settings);
+      const problem = verifyUpstream(this.netSocket as tls.TLSSocket, settings);
       if (problem !== undefined) {
         // A session of a server that failed verification must not skip the check next time.
         this.server.tlsSession = undefined;
@@ -415,7 +440,7 @@ export class UpstreamConnection {
     }
   }
 
-  private onEnd(): void {
+  onTcpEnd(): void {
     switch (this.phase) {
       case Phase.UntilClose:
         this.phase = Phase.Complete;
@@ -437,7 +462,7 @@ export class UpstreamConnection {
     if (this.phase !== Phase.Tunnel) this.socket.destroy();
   }
 
-  private onError(err: NodeJS.ErrnoException): void {
+  onTcpError(err: NodeJS.ErrnoException): void {
     const message = `${err.code ?? 'error'}: ${err.message}`;
     switch (this.phase) {
       case Phase.Connecting:
@@ -457,7 +482,7 @@ export class UpstreamConnection {
     }
   }
 
-  private onClose(): void {
+  onTcpClose(): void {
     const wasPhase = this.phase;
     this.phase = Phase.Closed;
     this.useSharedReadBuffer();
@@ -473,6 +498,10 @@ export class UpstreamConnection {
       const failure = wasPhase === Phase.Connecting ? UpstreamFailure.Connect : wasPhase === Phase.Head ? UpstreamFailure.Reset : UpstreamFailure.Truncated;
       user.upstreamError(this, failure, 'upstream connection closed');
     }
+  }
+
+  onTcpDrain(): void {
+    this.user?.upstreamDrain(this);
   }
 
   private fail(failure: UpstreamFailure, message: string): void {
