@@ -31,7 +31,7 @@
  * Node takes.
  */
 import type { Socket } from 'node:net';
-import { streamWrap } from './stream-binding.js';
+import { errnoError, streamWrap } from './stream-binding.js';
 
 interface StreamHandle {
   writeLatin1String(req: object, data: string): number;
@@ -65,11 +65,7 @@ function onDirectWriteComplete(this: WriteRequest, status: number): void {
   this.socket = null;
   this.buffer = null;
   this.handle = null;
-  if (status < 0 && socket !== null && !socket.destroyed) socket.destroy(writeError(status));
-}
-
-function writeError(status: number): Error {
-  return Object.assign(new Error(`write failed (libuv error ${status})`), { errno: status, syscall: 'write' });
+  if (status < 0 && socket !== null && !socket.destroyed) socket.destroy(errnoError(status, 'write'));
 }
 
 function newRequest(): WriteRequest {
@@ -106,7 +102,7 @@ export function writeDirect(socket: Socket, data: string | Uint8Array): void {
   const err = typeof data === 'string' ? handle.writeLatin1String(req, data) : handle.writeBuffer!(req, data);
   if (err !== 0) {
     req.handle = null;
-    socket.destroy(writeError(err));
+    socket.destroy(errnoError(err, 'write'));
     return;
   }
   if (binding.streamBaseState[binding.kLastWriteWasAsync] !== 0) {

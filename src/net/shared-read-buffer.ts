@@ -93,6 +93,12 @@ export function readIntoSharedBuffer(socket: Socket, callback: SharedReadCallbac
   return true;
 }
 
+/** What a read hook needs of the socket it serves: net.Socket, or a TcpStream (tcp-stream.ts). */
+interface HookedSocket {
+  readonly destroyed: boolean;
+  destroy(err?: Error): unknown;
+}
+
 /**
  * A socket's reads, with fulcrum's `onread` in place of Node's.
  *
@@ -108,12 +114,6 @@ export function readIntoSharedBuffer(socket: Socket, callback: SharedReadCallbac
  * counted in bytes). fulcrum sets no socket timeouts (its sweep checks every
  * deadline), so the timer refresh it skips is a no-op.
  */
-/** What a read hook needs of the socket it serves: net.Socket, or a TcpStream (tcp-stream.ts). */
-interface HookedSocket {
-  readonly destroyed: boolean;
-  destroy(err?: Error): unknown;
-}
-
 class ReadHook {
   constructor(
     readonly socket: HookedSocket,
@@ -157,7 +157,19 @@ function hookReads(socket: Socket, buffer: Uint8Array, callback: SharedReadCallb
   if (readCounts === undefined) return;
   const handle = (socket as unknown as { _handle?: Partial<HookedHandle> | null })._handle;
   if (handle === null || handle === undefined || typeof handle.onread !== 'function' || typeof handle.readStop !== 'function') return;
-  handle.fulcrumReads = new ReadHook(socket, buffer, callback, choose, handle.onread);
+  installHook(handle as HookedHandle, socket, buffer, callback, choose, handle.onread);
+}
+
+/** Puts fulcrum's `onread` on `handle`; `nodeOnread` gets the reads that bring no bytes. */
+function installHook(
+  handle: HookedHandle,
+  socket: HookedSocket,
+  buffer: Uint8Array,
+  callback: SharedReadCallback,
+  choose: (() => Uint8Array) | null,
+  nodeOnread: (this: unknown, arrayBuffer: unknown) => unknown,
+): void {
+  handle.fulcrumReads = new ReadHook(socket, buffer, callback, choose, nodeOnread);
   handle.onread = onread as HookedHandle['onread'];
 }
 
@@ -175,9 +187,7 @@ export function hookHandleReads(
   choose: () => Uint8Array,
   onEnd: (this: never) => void,
 ): void {
-  const h = handle as unknown as HookedHandle;
-  h.fulcrumReads = new ReadHook(socket, buffer, callback, choose, onEnd as unknown as (this: unknown, arrayBuffer: unknown) => unknown);
-  h.onread = onread as HookedHandle['onread'];
+  installHook(handle as unknown as HookedHandle, socket, buffer, callback, choose, onEnd as unknown as (this: unknown, arrayBuffer: unknown) => unknown);
 }
 
 /**

@@ -24,9 +24,8 @@
  * compatibility); when either is missing or changed, `tcpStreamsAvailable` is
  * false and callers use net.Socket (test/unit/tcp-stream.test.ts says which).
  */
-import { getSystemErrorName } from 'node:util';
 import { hookHandleReads, type HookableHandle } from './shared-read-buffer.js';
-import { streamWrap } from './stream-binding.js';
+import { errnoError, streamWrap } from './stream-binding.js';
 
 /** What the connection reports to its owner. Called from libuv callbacks, never from within a call into the stream. */
 export interface TcpStreamOwner {
@@ -144,25 +143,6 @@ function onHandleClose(this: TcpHandle): void {
   if (stream !== undefined) stream.closed();
 }
 
-export function errnoError(status: number, syscall: string, address?: string, port?: number): NodeJS.ErrnoException {
-  let code: string;
-  try {
-    code = getSystemErrorName(status);
-  } catch {
-    code = `E${-status}`;
-  }
-  const where = address !== undefined ? ` ${address}:${port}` : '';
-  const err = new Error(`${syscall} ${code}${where}`) as NodeJS.ErrnoException & { address?: string; port?: number };
-  err.errno = status;
-  err.code = code;
-  err.syscall = syscall;
-  if (address !== undefined) {
-    err.address = address;
-    err.port = port;
-  }
-  return err;
-}
-
 const enum State {
   Connecting,
   Open,
@@ -171,8 +151,8 @@ const enum State {
 
 export class TcpStream {
   private readonly handle: TcpHandle;
+  /** Closed once destroy() was called: the handle is closing or closed. */
   private state = State.Connecting;
-  private destroyedFlag = false;
   /** Writes made while connecting or corked: [data, encoding, ...] as Node's writev takes them. */
   private held: unknown[] | null = null;
   private heldBytes = 0;
@@ -218,7 +198,7 @@ export class TcpStream {
   }
 
   get destroyed(): boolean {
-    return this.destroyedFlag;
+    return this.state === State.Closed;
   }
 
   get connecting(): boolean {
@@ -241,7 +221,7 @@ export class TcpStream {
    * taken. Returns false when the caller should wait for onTcpDrain.
    */
   write(data: string | Uint8Array, _encoding?: 'latin1'): boolean {
-    if (this.destroyedFlag) return false;
+    if (this.destroyed) return false;
     const length = typeof data === 'string' ? data.length : data.byteLength;
     if (this.corks > 0 || this.state !== State.Open) {
       (this.held ??= []).push(data, typeof data === 'string' ? 'latin1' : 'buffer');
@@ -278,8 +258,7 @@ export class TcpStream {
 
   /** Closes the connection; unsent bytes are dropped. onTcpClose follows. */
   destroy(): void {
-    if (this.destroyedFlag) return;
-    this.destroyedFlag = true;
+    if (this.state === State.Closed) return;
     this.held = null;
     this.heldBytes = 0;
     this.state = State.Closed;
@@ -294,19 +273,19 @@ export class TcpStream {
 
   /** @internal the connect request completed. */
   connectCompleted(status: number, address: string, port: number): void {
-    if (this.destroyedFlag) return;
+    if (this.destroyed) return;
     if (status < 0) return this.fail(errnoError(status, 'connect', address, port));
     this.state = State.Open;
     if (!this.paused) this.startReading();
-    if (this.destroyedFlag) return;
+    if (this.destroyed) return;
     if (this.held !== null && this.corks === 0) this.flushHeld();
-    if (this.destroyedFlag) return;
+    if (this.destroyed) return;
     this.owner.onTcpConnect();
   }
 
   /** @internal a write libuv held completed. */
   writeCompleted(status: number): void {
-    if (this.destroyedFlag) return;
+    if (this.destroyed) return;
     if (status < 0) return this.fail(errnoError(status, 'write'));
     if (this.needDrain && this.writableLength === 0) {
       this.needDrain = false;
@@ -316,7 +295,7 @@ export class TcpStream {
 
   /** @internal end of stream or a read error. */
   readEnded(nread: number): void {
-    if (this.destroyedFlag || nread === 0) return;
+    if (this.destroyed || nread === 0) return;
     if (nread === UV_EOF) {
       if (this.reported) return;
       this.reported = true;
@@ -379,7 +358,7 @@ export class TcpStream {
   /** @internal the drain promised by checkPending(). */
   drainIfEmpty(): void {
     this.drainScheduled = false;
-    if (this.destroyedFlag || !this.needDrain || this.writableLength !== 0) return;
+    if (this.destroyed || !this.needDrain || this.writableLength !== 0) return;
     this.needDrain = false;
     this.owner.onTcpDrain();
   }
@@ -387,7 +366,7 @@ export class TcpStream {
   /** Reports an error found inside a call made by the owner (a write) once that call has returned, as Node does. */
   private failLater(err: NodeJS.ErrnoException): void {
     process.nextTick(() => {
-      if (!this.destroyedFlag) this.fail(err);
+      if (!this.destroyed) this.fail(err);
     });
   }
 

@@ -67,6 +67,20 @@ async function listen(onSocket: (s: Socket) => void, host = '127.0.0.1'): Promis
   return { server, port: (server.address() as { port: number }).port };
 }
 
+/** A server whose accepted socket reads nothing until resumed; `peer()` waits for it. */
+async function listenPaused(): Promise<{ server: Server; port: number; peer(): Promise<Socket> }> {
+  let accepted: Socket | undefined;
+  const { server, port } = await listen((s) => {
+    accepted = s;
+    s.pause();
+  });
+  const peer = async (): Promise<Socket> => {
+    while (accepted === undefined) await new Promise((r) => setTimeout(r, 2));
+    return accepted;
+  };
+  return { server, port, peer };
+}
+
 function pattern(size: number, seed: number): Buffer {
   const b = Buffer.allocUnsafe(size);
   for (let i = 0; i < size; i++) b[i] = (i * 7 + seed) & 0xff;
@@ -136,11 +150,7 @@ test('IPv6 literals connect too', async () => {
 });
 
 test('cork/uncork, big writes to a peer that does not read: every byte arrives in order, write() says wait and drain comes once all is sent', async () => {
-  let peer!: Socket;
-  const { server, port } = await listen((s) => {
-    peer = s;
-    s.pause();
-  });
+  const { server, port, peer: acceptedPeer } = await listenPaused();
   const rec = new Recorder();
   try {
     const stream = rec.open(port);
@@ -156,7 +166,7 @@ test('cork/uncork, big writes to a peer that does not read: every byte arrives i
     assert.equal(stream.writableNeedDrain, true);
     assert.ok(stream.writableLength > 0);
     stream.write('|tail');
-    while (peer === undefined) await new Promise((r) => setTimeout(r, 2));
+    const peer = await acceptedPeer();
     const chunks: Buffer[] = [];
     peer.on('data', (d: Buffer) => chunks.push(d));
     const drained = rec.drained();
@@ -225,17 +235,13 @@ test('pause() stops reading until resume(); destroy() while connecting reports o
 });
 
 test('a peer that resets the connection while bytes are queued is reported as an error, not lost silently', async () => {
-  let peer!: Socket;
-  const { server, port } = await listen((s) => {
-    peer = s;
-    s.pause();
-  });
+  const { server, port, peer: acceptedPeer } = await listenPaused();
   const rec = new Recorder();
   try {
     const stream = rec.open(port);
     await rec.connected;
     stream.write(pattern(16 << 20, 9));
-    while (peer === undefined) await new Promise((r) => setTimeout(r, 2));
+    const peer = await acceptedPeer();
     peer.on('error', () => {});
     peer.resetAndDestroy();
     await rec.closed;
