@@ -18,6 +18,7 @@ import type { TLSSocket } from 'node:tls';
 import { ChunkedDecoder, LAST_CHUNK } from '../http/chunked.js';
 import { ReadBufferChoice } from '../net/read-buffers.js';
 import { chooseReadBuffers, isSharedReadBuffer, readIntoSharedBuffer, sharedClientReadBuffer } from '../net/shared-read-buffer.js';
+import { TcpStream, type TcpStreamOwner } from '../net/tcp-stream.js';
 import { turnNow } from '../net/turn-clock.js';
 import { unsentDirectBytes } from '../net/direct-write.js';
 import { actAtEndOfTurn, flushTurnWrites, writeAtEndOfTurn } from '../net/turn-writes.js';
@@ -65,7 +66,19 @@ const TEXT_WRITE_LIMIT = 1024;
 
 let nextConnectionId = 1;
 
-export class Http1Connection implements Downstream, ExchangeHost, TrackedConnection {
+/**
+ * The client's connection: a bare TCP handle for plain HTTP where this Node
+ * allows it (listener.ts), else a net.Socket (TLS, or the fallback). An
+ * upgraded (tunnelled) connection is always a net.Socket.
+ */
+export type ClientSocket = Socket | TcpStream;
+
+/** Bytes of a direct write the kernel has not taken yet (a TcpStream counts them in writableLength). */
+function unsentBytes(socket: ClientSocket): number {
+  return socket instanceof TcpStream ? 0 : unsentDirectBytes(socket);
+}
+
+export class Http1Connection implements Downstream, ExchangeHost, TrackedConnection, TcpStreamOwner {
   readonly connectionId = nextConnectionId++;
   /** Read at accept: logs need it even after the client is gone. */
   readonly remoteAddr: string;
@@ -127,7 +140,8 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
   private lastServer: VirtualServer | null = null;
 
   constructor(
-    readonly socket: Socket,
+    /** Replaced by a net.Socket when a bare handle is tunnelled (takeOverSocket). */
+    public socket: ClientSocket,
     private readonly listener: ListenerContext,
     now: number,
   ) {
@@ -137,27 +151,58 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     this.tlsSocket = listener.scheme === 'https' ? (socket as TLSSocket) : undefined;
     this.headStart = now;
     this.settings = listener.spec.servers.defaultServer.settings;
-    // Reads land in the shared buffer (net/shared-read-buffer.ts), decrypted ones of TLS sockets too.
-    this.sharedReads = readIntoSharedBuffer(socket, (bytes, buffer) => this.onSharedRead(bytes, buffer));
-    if (!this.sharedReads) socket.on('data', (d: Buffer) => this.onData(d));
-    else if (listener.scheme === 'https') {
-      // A TLS socket arrives after its handshake: a request sent in the same
-      // flight as the client's Finished may already wait in its stream buffer.
-      let early: Buffer | null;
-      while ((early = socket.read() as Buffer | null) !== null) this.onData(early);
+    if (socket instanceof TcpStream) {
+      // A bare handle (net/tcp-stream.ts): reads into the shared buffer, events through TcpStreamOwner.
+      this.sharedReads = true;
+      socket.start(this, (bytes, buffer) => this.onSharedRead(bytes, buffer), sharedClientReadBuffer);
+    } else {
+      // Reads land in the shared buffer (net/shared-read-buffer.ts), decrypted ones of TLS sockets too.
+      this.sharedReads = readIntoSharedBuffer(socket, (bytes, buffer) => this.onSharedRead(bytes, buffer));
+      if (!this.sharedReads) socket.on('data', (d: Buffer) => this.onData(d));
+      else if (listener.scheme === 'https') {
+        // A TLS socket arrives after its handshake: a request sent in the same
+        // flight as the client's Finished may already wait in its stream buffer.
+        let early: Buffer | null;
+        while ((early = socket.read() as Buffer | null) !== null) this.onData(early);
+      }
+      this.listenTo(socket);
+      socket.on('end', () => this.onEnd());
+      socket.on('drain', () => this.onDrain());
     }
-    socket.on('end', () => this.onEnd());
+    listener.tracker.add(this);
+    connectionCounts.handled++;
+    connectionCounts.active++;
+    connectionCounts.phases[ConnectionPhase.Waiting]!++;
+  }
+
+  /** What a net.Socket reports until it is gone (the socket given at accept, or the one a tunnel gets). */
+  private listenTo(socket: Socket): void {
     socket.on('error', () => {
       // A TLS socket can stay open after an error (a refused renegotiation): make sure it goes.
       socket.destroy();
       this.onClose();
     });
     socket.on('close', () => this.onClose());
-    socket.on('drain', () => this.onDrain());
-    listener.tracker.add(this);
-    connectionCounts.handled++;
-    connectionCounts.active++;
-    connectionCounts.phases[ConnectionPhase.Waiting]!++;
+  }
+
+  // ---- TcpStreamOwner: what a bare handle reports
+  onTcpConnect(): void {}
+
+  onTcpEnd(): void {
+    this.onEnd();
+  }
+
+  onTcpError(): void {
+    this.socket.destroy();
+    this.onClose();
+  }
+
+  onTcpClose(): void {
+    this.onClose();
+  }
+
+  onTcpDrain(): void {
+    this.onDrain();
   }
 
   get draining(): boolean {
@@ -184,7 +229,7 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
   private onSharedRead(bytes: number, buffer: Buffer): boolean {
     const data = buffer.subarray(0, bytes);
     // After an upgrade the bytes go to the tunnel's 'data' listener; false stops reading while it is paused.
-    if (this.state === State.Tunnel) return this.socket.push(Buffer.from(data));
+    if (this.state === State.Tunnel) return (this.socket as Socket).push(Buffer.from(data));
     this.inReadCallback = true;
     this.onData(data);
     this.inReadCallback = false;
@@ -197,7 +242,9 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
   private useOwnReadBuffer(): void {
     if (!this.sharedReads) return;
     if (!this.readBufferChooserSet) {
-      if (!chooseReadBuffers(this.socket, () => this.reads.next())) return;
+      const socket = this.socket;
+      if (socket instanceof TcpStream) socket.chooseReadBuffers(() => this.reads.next());
+      else if (!chooseReadBuffers(socket, () => this.reads.next())) return;
       this.readBufferChooserSet = true;
     }
     this.reads.useOwn();
@@ -587,10 +634,19 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     if (this.state === State.Closed) return undefined;
     this.state = State.Tunnel;
     flushTurnWrites();
-    const socket = this.socket;
-    socket.removeAllListeners('data');
-    socket.removeAllListeners('end');
-    socket.removeAllListeners('drain');
+    let socket: Socket;
+    if (this.socket instanceof TcpStream) {
+      // The tunnel relays with streams: the handle goes to a net.Socket.
+      socket = this.socket.toNetSocket();
+      this.socket = socket;
+      this.paused = false;
+      this.listenTo(socket);
+    } else {
+      socket = this.socket;
+      socket.removeAllListeners('data');
+      socket.removeAllListeners('end');
+      socket.removeAllListeners('drain');
+    }
     const buffered = this.buffer;
     this.buffer = null;
     this.resumeReading();
@@ -661,7 +717,7 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     const destroyOnceWritten = this.scheme === 'http' && nothingUnread;
     // After the response, which may still wait for the end of the turn.
     actAtEndOfTurn(this.socket, (socket) => {
-      if (destroyOnceWritten && socket.writableLength === 0 && unsentDirectBytes(socket) === 0) socket.destroy();
+      if (destroyOnceWritten && socket.writableLength === 0 && unsentBytes(socket) === 0) socket.destroy();
       else socket.end();
     });
     this.exchange = null;

@@ -14,10 +14,13 @@ import { SessionCache, TicketKeys, sessionCacheCapacity } from '../tls/context.j
 import { ocspStapler } from '../tls/ocsp.js';
 import type { ConnectionTracker } from './connection-tracker.js';
 import { connectionCounts } from './connection-counts.js';
-import { Http1Connection, type ListenerContext } from './http1-connection.js';
+import { Http1Connection, type ClientSocket, type ListenerContext } from './http1-connection.js';
+import { sharedReadsAvailable } from '../net/shared-read-buffer.js';
+import { acceptOnBareHandles } from '../net/tcp-stream.js';
 import { Http2Connection } from './http2-session.js';
 
 const TICKET_KEY_ROTATION_MS = 3_600_000;
+
 
 /**
  * ALPN: h2 when offered and enabled, else HTTP/1.x (curl --http1.0 offers
@@ -131,6 +134,7 @@ export class Listener implements ListenerContext {
       this.server.once('error', onError);
       this.server.listen({ host: this.spec.host, port: this.spec.port, backlog: this.spec.backlog ?? 511, exclusive: false, ipv6Only: this.spec.ipv6Only }, () => {
         this.server.off('error', onError);
+        if (this.scheme === 'http') this.acceptBareHandles();
         resolve();
       });
     });
@@ -243,14 +247,25 @@ export class Listener implements ListenerContext {
     else this.alpnResponder.storages = storages;
   }
 
-  private accept(socket: net.Socket, h2: boolean): void {
+  /**
+   * Plain HTTP: accepted connections become bare TCP handles
+   * (net/tcp-stream.ts) instead of net.Sockets, ~20-30 µs less CPU per
+   * connection (docs/benchmarks.md, newconn). Where this Node lacks the
+   * bindings, nothing changes.
+   */
+  private acceptBareHandles(): void {
+    if (!sharedReadsAvailable) return;
+    acceptOnBareHandles(this.server, (stream) => this.accept(stream, false));
+  }
+
+  private accept(socket: ClientSocket, h2: boolean): void {
     connectionCounts.accepted++;
     if (this.tracker.full) {
       // worker_connections reached: refuse cleanly rather than degrade everyone.
       socket.destroy();
       return;
     }
-    if (h2) new Http2Connection(socket, this);
+    if (h2) new Http2Connection(socket as net.Socket, this);
     else new Http1Connection(socket, this, performance.now());
   }
 

@@ -177,17 +177,24 @@ function installHook(
  * For a bare handle (tcp-stream.ts) that reads into `buffer` (already given
  * with useUserBuffer): fulcrum's `onread`, with `onEnd` called (the handle as
  * `this`) for reads that bring no bytes, end of stream and errors, whose
- * code is in the stream binding's state array.
+ * code is in the stream binding's state array. `choose` (null: keep reading
+ * into `buffer`) gives the buffer for each next read.
  */
 export function hookHandleReads(
   handle: HookableHandle,
   socket: HookedSocket,
   buffer: Uint8Array,
   callback: SharedReadCallback,
-  choose: () => Uint8Array,
+  choose: (() => Uint8Array) | null,
   onEnd: (this: never) => void,
 ): void {
   installHook(handle as unknown as HookedHandle, socket, buffer, callback, choose, onEnd as unknown as (this: unknown, arrayBuffer: unknown) => unknown);
+}
+
+/** For a handle hooked by hookHandleReads: `choose` gives the buffer for each next read from now on. */
+export function chooseHandleReadBuffers(handle: HookableHandle, choose: () => Uint8Array): void {
+  const hook = (handle as unknown as Partial<HookedHandle>).fulcrumReads;
+  if (hook !== undefined) hook.choose = choose;
 }
 
 /**

@@ -20,7 +20,7 @@ import { writeDirect } from './direct-write.js';
 import { TcpStream } from './tcp-stream.js';
 
 /** What is queued for a socket: bytes to write, or something to do with it once what came before is written. */
-type Queued = string | Buffer | ((socket: Socket) => void);
+type Queued = string | Buffer | ((socket: Socket | TcpStream) => void);
 
 let sockets: (Socket | TcpStream)[] = [];
 let chunks: Queued[] = [];
@@ -37,8 +37,8 @@ export function writeAtEndOfTurn(socket: Socket | TcpStream, data: string | Buff
  * batch as the response is written, instead of flushing the whole turn's
  * queue early (one wakeup of each peer per turn, as for the writes).
  */
-export function actAtEndOfTurn(socket: Socket, action: (socket: Socket) => void): void {
-  queue(socket, action);
+export function actAtEndOfTurn<S extends Socket | TcpStream>(socket: S, action: (socket: S) => void): void {
+  queue(socket, action as (socket: Socket | TcpStream) => void);
 }
 
 function queue(socket: Socket | TcpStream, item: Queued): void {
@@ -62,8 +62,8 @@ export function flushTurnWrites(): void {
     const socket = toWrite[i]!;
     if (socket.destroyed) continue; // what a destroyed socket had queued is dropped, as Node drops its own queue
     const chunk = data[i]!;
-    if (socket instanceof TcpStream) socket.write(chunk as string | Buffer); // a bare handle: its writes are direct already
-    else if (typeof chunk === 'function') chunk(socket);
+    if (typeof chunk === 'function') chunk(socket);
+    else if (socket instanceof TcpStream) socket.write(chunk); // a bare handle: its writes are direct already
     else writeDirect(socket, chunk); // past Node's Writable when its queue is empty (direct-write.ts)
   }
 }

@@ -145,7 +145,7 @@ export class UpstreamConnection implements TcpStreamOwner {
     server.connections++;
     server.openConnections.add(this);
     if (family === 4 || family === 6) {
-      this.socket = new TcpStream(this, host, port, family, onRead, nextBuffer(), nextBuffer);
+      this.socket = TcpStream.connect(this, host, port, family, onRead, nextBuffer(), nextBuffer);
       return;
     }
     const socket = tlsSettings !== undefined

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { test } from 'node:test';
-import { TcpStream, tcpStreamsAvailable, type TcpStreamOwner } from '../../src/net/tcp-stream.js';
+import { TcpStream, acceptOnBareHandles, tcpStreamsAvailable, type TcpStreamOwner } from '../../src/net/tcp-stream.js';
 
 /** Records what a TcpStream reports; reads are copied (the read buffer is reused). */
 class Recorder implements TcpStreamOwner {
@@ -56,7 +56,7 @@ class Recorder implements TcpStreamOwner {
     return Buffer.concat(this.received).toString('latin1');
   }
   open(port: number, address = '127.0.0.1', family: 4 | 6 = 4): TcpStream {
-    return new TcpStream(this, address, port, family, this.readCallback, this.readBuffer, this.choose);
+    return TcpStream.connect(this, address, port, family, this.readCallback, this.readBuffer, this.choose);
   }
 }
 
@@ -247,6 +247,104 @@ test('a peer that resets the connection while bytes are queued is reported as an
     await rec.closed;
     assert.deepEqual(rec.events, ['connect', 'error', 'close']);
     assert.match(String(rec.error?.code), /ECONNRESET|EPIPE/);
+  } finally {
+    server.close();
+  }
+});
+
+// ---- accepted connections (plain-HTTP clients: listener.ts)
+
+/** A server whose connections arrive as TcpStreams recorded by a Recorder each. */
+async function listenBare(): Promise<{ server: Server; port: number; next(): Promise<{ stream: TcpStream; rec: Recorder }> }> {
+  const arrived: { stream: TcpStream; rec: Recorder }[] = [];
+  const server = createServer(() => assert.fail('a net.Socket was made for a connection that should be a bare handle'));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const taken = acceptOnBareHandles(server, (stream) => {
+    const rec = new Recorder();
+    stream.start(rec, rec.readCallback, rec.readBuffer);
+    arrived.push({ stream, rec });
+  });
+  assert.equal(taken, true, 'acceptOnBareHandles could not take over the listening handle on this Node');
+  const next = async (): Promise<{ stream: TcpStream; rec: Recorder }> => {
+    while (arrived.length === 0) await new Promise((r) => setTimeout(r, 2));
+    return arrived.shift()!;
+  };
+  return { server, port: (server.address() as { port: number }).port, next };
+}
+
+async function until(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !check(); i++) await new Promise((r) => setTimeout(r, 2));
+  assert.ok(check(), 'condition not reached within 1 s');
+}
+
+test('accepted connections: the peer address, reads, writes; end() sends a FIN while reading goes on, and the stream closes once the client ends too', async () => {
+  const { server, port, next } = await listenBare();
+  try {
+    const client = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    await once(client, 'connect');
+    let got = '';
+    client.setEncoding('latin1');
+    client.on('data', (d: string) => (got += d));
+    const { stream, rec } = await next();
+    assert.equal(stream.remoteAddress, '127.0.0.1');
+    assert.equal(stream.remotePort, client.localPort);
+    assert.equal(stream.localPort, port);
+    client.write('request');
+    await until(() => rec.text() === 'request');
+    stream.write('response');
+    stream.end();
+    await once(client, 'end'); // our FIN, after the bytes written before it
+    assert.equal(got, 'response');
+    assert.deepEqual(rec.events, []); // half-closed: still open for reading
+    client.end('after our FIN');
+    await rec.closed;
+    assert.equal(rec.text(), 'requestafter our FIN');
+    assert.deepEqual(rec.events, ['end', 'close']);
+  } finally {
+    server.close();
+  }
+});
+
+test('accepted connections: resetAndDestroy() sends a reset, not a FIN', async () => {
+  const { server, port, next } = await listenBare();
+  try {
+    const client = connect(port, '127.0.0.1');
+    const clientError = once(client, 'error');
+    const { stream, rec } = await next();
+    stream.resetAndDestroy();
+    const [err] = (await clientError) as [NodeJS.ErrnoException];
+    assert.equal(err.code, 'ECONNRESET');
+    await rec.closed;
+    assert.deepEqual(rec.events, ['close']);
+  } finally {
+    server.close();
+  }
+});
+
+test('accepted connections: toNetSocket() hands the connection to a net.Socket that goes on reading and writing (tunnels)', async () => {
+  const { server, port, next } = await listenBare();
+  try {
+    const client = connect(port, '127.0.0.1');
+    let got = '';
+    client.setEncoding('latin1');
+    client.on('data', (d: string) => (got += d));
+    const { stream, rec } = await next();
+    stream.cork();
+    stream.write('written before the handover|');
+    const socket = stream.toNetSocket(); // what was written goes first
+    assert.equal(stream.destroyed, true);
+    let read = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => (read += d));
+    socket.write('and after');
+    client.write('from the client');
+    await until(() => got === 'written before the handover|and after' && read === 'from the client');
+    client.end();
+    await once(socket, 'end');
+    socket.end();
+    await once(socket, 'close');
+    assert.deepEqual(rec.events, []); // the stream let go: the socket reports from now on
   } finally {
     server.close();
   }
