@@ -16,7 +16,7 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { ChunkedDecoder, LAST_CHUNK } from '../http/chunked.js';
-import { ReadBufferChoice } from '../net/read-buffers.js';
+import { ReadBufferChoice, WriteCopies } from '../net/read-buffers.js';
 import { chooseReadBuffers, isSharedReadBuffer, readIntoSharedBuffer, sharedClientReadBuffer } from '../net/shared-read-buffer.js';
 import { TcpStream, type TcpStreamOwner } from '../net/tcp-stream.js';
 import { turnNow } from '../net/turn-clock.js';
@@ -131,6 +131,8 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
   /** Where the next read lands: the shared buffer, or this connection's own while a request body streams in. */
   private readonly reads = new ReadBufferChoice(sharedClientReadBuffer);
   private readBufferChooserSet = false;
+  /** Copies of borrowed body bytes being written (made when a response streams through). */
+  private writeCopies: WriteCopies | null = null;
   /** Inside onSharedRead: Node asks for the next read buffer only after it returns. */
   private inReadCallback = false;
 
@@ -461,6 +463,7 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
 
   private onClose(): void {
     this.listener.tracker.remove(this);
+    this.writeCopies = null; // writes may still point at them: the GC's, not the free list's
     if (this.counted) {
       this.counted = false;
       movePhase(this.phase, (this.phase = ConnectionPhase.Gone));
@@ -540,7 +543,7 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
       flushTurnWrites();
       socket.cork();
       socket.write(out, 'latin1');
-      this.writeChunk(Buffer.from(body)); // borrowed: copy what may be queued
+      this.writeChunk(this.copyForWrite(body)); // borrowed: copy what may be queued
       if (end && this.chunkedResponse) socket.write(LAST_CHUNK_BUF);
       socket.uncork();
     }
@@ -550,7 +553,7 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
   sendBody(borrowed: Buffer): boolean {
     if (this.state === State.Closed) return true;
     // The chunk may live in a shared read buffer and the write may be queued: copy it.
-    this.writeBodyBytes(Buffer.from(borrowed));
+    this.writeBodyBytes(this.copyForWrite(borrowed));
     return this.noteWriteState();
   }
 
@@ -588,7 +591,13 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     this.socket.write(CRLF_BUF);
   }
 
+  private copyForWrite(borrowed: Buffer): Buffer {
+    return (this.writeCopies ??= new WriteCopies()).copy(borrowed);
+  }
+
   private noteWriteState(): boolean {
+    // Nothing pending: the copies written so far are out (writes complete in order).
+    if (this.writeCopies !== null && this.socket.writableLength === 0) this.writeCopies.writesDone();
     if (this.socket.writableNeedDrain) {
       if (this.writeBlockedSince === 0) this.writeBlockedSince = performance.now();
       return false;
@@ -664,6 +673,7 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
 
   private onDrain(): void {
     this.writeBlockedSince = 0;
+    this.writeCopies?.writesDone();
     this.exchange?.downstreamDrain();
     this.resolveDrainWaiters();
   }

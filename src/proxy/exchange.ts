@@ -1045,6 +1045,7 @@ export class Exchange implements UpstreamUser, VariableContext {
     }
     const result = this.down.lendBody(data);
     if ((result & BodyWrite.Kept) !== 0) conn.keepReadBuffer();
+    else conn.readBuffersWrittenOut(); // this write went out whole: so did every one before it
     if ((result & BodyWrite.Blocked) !== 0) this.noteDownstreamBlocked(conn);
   }
 
@@ -1059,6 +1060,7 @@ export class Exchange implements UpstreamUser, VariableContext {
     this.downstreamBlockedSince = 0;
     const conn = this.conn;
     if (conn !== undefined && this.phase === Phase.Streaming) {
+      conn.readBuffersWrittenOut();
       conn.lastRead = performance.now();
       conn.socket.resume();
     }

@@ -215,6 +215,11 @@ export class UpstreamConnection implements TcpStreamOwner {
     this.reads.keep();
   }
 
+  /** The client has nothing pending: the read buffers kept for its writes are free again. */
+  readBuffersWrittenOut(): void {
+    this.reads.writesDone();
+  }
+
   /** Bytes outside the shared buffer (the own buffer, or a TLS socket's fresh one) can be written without a copy. */
   private lends(data: Buffer): boolean {
     return data.buffer !== sharedReadBuffer.buffer;
