@@ -191,7 +191,9 @@ export class Runtime {
     this.stopping = true;
     if (!this.worker) log().info({}, 'stopping');
     this.acme.stop();
-    // Stop accepting now; server.close() only resolves once every connection is gone.
+    // Stop accepting now. server.close() resolves once the listening socket is closed and its
+    // net.Socket connections (TLS) are gone; plain-HTTP connections are bare handles that only
+    // the tracker knows, and the loops below wait for those.
     const closed = Promise.all([...this.listeners.values()].map((l) => l.close()));
     const deadline = performance.now() + (this.table?.shutdownTimeoutMs ?? 30_000);
     if (options.handoverMs !== undefined && options.handoverMs > 0) {
