@@ -31,6 +31,13 @@ function giveBackReadBuffer(buffer: Buffer): void {
   if (free.length < MAX_FREE) free.push(buffer);
 }
 
+/** Gives back every buffer of `buffers` (no write points at any of them) and empties it. */
+function giveBackAll(buffers: Buffer[]): void {
+  if (buffers.length === 0) return;
+  for (let i = 0; i < buffers.length; i++) giveBackReadBuffer(buffers[i]!);
+  buffers.length = 0;
+}
+
 /**
  * Where one connection's next read lands: its shared buffer, or a buffer of
  * its own while a body streams through it. Node asks (`next()`) after every
@@ -70,10 +77,7 @@ export class ReadBufferChoice {
    * response run went up and down by ~15 MiB with the dead buffers.
    */
   writesDone(): void {
-    const lent = this.lent;
-    if (lent === null || lent.length === 0) return;
-    for (let i = 0; i < lent.length; i++) giveBackReadBuffer(lent[i]!);
-    lent.length = 0;
+    if (this.lent !== null) giveBackAll(this.lent);
   }
 
   /**
@@ -118,9 +122,6 @@ export class WriteCopies {
 
   /** The socket the copies were written to has nothing pending: no write points at them any more. */
   writesDone(): void {
-    const held = this.held;
-    if (held.length === 0) return;
-    for (let i = 0; i < held.length; i++) giveBackReadBuffer(held[i]!);
-    held.length = 0;
+    giveBackAll(this.held);
   }
 }
