@@ -256,6 +256,10 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     this.reads.keep();
   }
 
+  readBuffersWrittenOut(): void {
+    this.reads.writesDone();
+  }
+
   private onData(data: Buffer): void {
     switch (this.state) {
       case State.Head:

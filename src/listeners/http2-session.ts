@@ -298,6 +298,8 @@ export class Http2StreamDownstream implements Downstream, ExchangeHost {
     // Request bodies come from nghttp2 as buffers of their own: nothing to do.
   }
 
+  readBuffersWrittenOut(): void {}
+
   lendBody(chunk: Buffer): number {
     // HTTP/2 frames are queued in nghttp2, not written at once: a copy is what keeps the lender's buffer free.
     return this.sendBody(chunk) ? 0 : BodyWrite.Blocked;

@@ -15,6 +15,8 @@
 export const READ_BUFFER_SIZE = 65536;
 
 const MAX_FREE = 64;
+/** Lent buffers one connection remembers for the free list (keep()); older ones are left to the GC. */
+const MAX_LENT = 16;
 const free: Buffer[] = [];
 
 /** A buffer for one connection's reads: from the free list, or new. */
@@ -63,7 +65,10 @@ export class ReadBufferChoice {
   keep(): void {
     const own = this.own;
     if (own === null) return;
-    (this.lent ??= []).push(own);
+    const lent = (this.lent ??= []);
+    // A bound, whatever the caller does: the oldest goes to the GC instead of the free list.
+    if (lent.length === MAX_LENT) lent.shift();
+    lent.push(own);
     this.own = takeReadBuffer();
   }
 

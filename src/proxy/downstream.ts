@@ -99,6 +99,8 @@ export interface Downstream {
    * held by a write to the upstream: its next read must land elsewhere.
    */
   keepReadBuffer(): void;
+  /** The upstream has nothing pending: the read buffers kept for its writes (keepReadBuffer) are free again. */
+  readBuffersWrittenOut(): void;
   /** Ends the response. */
   endBody(): void;
   /** Closes the connection (or resets the stream) at once: the client sees a truncated response. */

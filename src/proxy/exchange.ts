@@ -893,6 +893,7 @@ export class Exchange implements UpstreamUser, VariableContext {
   upstreamDrain(conn: UpstreamConnection): void {
     if (conn !== this.conn || this.upstreamBlockedSince === 0) return;
     this.upstreamBlockedSince = 0;
+    this.down.readBuffersWrittenOut();
     if (!this.requestBodyDone) this.down.resumeRequestBody();
   }
 
@@ -932,7 +933,10 @@ export class Exchange implements UpstreamUser, VariableContext {
     }
     const socket = conn.socket;
     if (!this.writeBody(socket, chunk)) this.noteUpstreamBlocked();
-    if (lendable && socket.writableLength > 0) this.down.keepReadBuffer();
+    if (lendable) {
+      if (socket.writableLength > 0) this.down.keepReadBuffer();
+      else this.down.readBuffersWrittenOut(); // this write went out whole: so did every one before it
+    }
   }
 
   private keepForReplay(chunk: Buffer): void {

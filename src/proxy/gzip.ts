@@ -366,6 +366,10 @@ export class GzipDownstream implements Downstream {
     this.inner.keepReadBuffer();
   }
 
+  readBuffersWrittenOut(): void {
+    this.inner.readBuffersWrittenOut();
+  }
+
   endBody(): void {
     const encoder = this.encoder;
     if (encoder !== undefined) {

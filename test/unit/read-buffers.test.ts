@@ -50,3 +50,18 @@ test('a read buffer kept by a write goes back after writesDone(), and to the GC 
   other.writesDone();
   for (let i = 0; i < 70; i++) assert.notEqual(nextFreeBuffer(), kept);
 });
+
+test('a connection remembers at most 16 lent buffers for the free list: with writes that never report done, the rest are left to the GC', () => {
+  const choice = new ReadBufferChoice(shared);
+  choice.useOwn();
+  const lent: ArrayBufferLike[] = [];
+  for (let i = 0; i < 20; i++) {
+    lent.push(choice.next().buffer);
+    choice.keep();
+  }
+  choice.writesDone();
+  const handedOut = new Set<ArrayBufferLike>();
+  for (let i = 0; i < 16; i++) handedOut.add(nextFreeBuffer());
+  for (const buffer of lent.slice(4)) assert.ok(handedOut.has(buffer), 'the 16 newest come back');
+  for (const buffer of lent.slice(0, 4)) assert.ok(!handedOut.has(buffer), 'the 4 oldest were dropped');
+});
