@@ -120,6 +120,8 @@ export class Listener implements ListenerContext {
       this.updateStapling(spec);
     } else {
       this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket, false));
+      // Also when listening on an inherited descriptor (binary upgrade: runtime.ts).
+      this.server.on('listening', () => this.acceptBareHandles());
     }
     this.server.on('error', () => undefined);
   }
@@ -134,7 +136,6 @@ export class Listener implements ListenerContext {
       this.server.once('error', onError);
       this.server.listen({ host: this.spec.host, port: this.spec.port, backlog: this.spec.backlog ?? 511, exclusive: false, ipv6Only: this.spec.ipv6Only }, () => {
         this.server.off('error', onError);
-        if (this.scheme === 'http') this.acceptBareHandles();
         resolve();
       });
     });
