@@ -21,7 +21,6 @@ import { Http2Connection } from './http2-session.js';
 
 const TICKET_KEY_ROTATION_MS = 3_600_000;
 
-
 /**
  * ALPN: h2 when offered and enabled, else HTTP/1.x (curl --http1.0 offers
  * only "http/1.0" and gets it). A client that offers only protocols fulcrum

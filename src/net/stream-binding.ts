@@ -11,7 +11,8 @@ import { getSystemErrorName } from 'node:util';
 
 export interface StreamWrapBinding {
   WriteWrap: new () => object;
-  ShutdownWrap: new () => object;
+  /** Only bare TCP streams need it (tcp-stream.ts checks for it); direct writes do not. */
+  ShutdownWrap?: new () => object;
   streamBaseState: Int32Array;
   kReadBytesOrError: number;
   kLastWriteWasAsync: number;
@@ -22,7 +23,7 @@ export const streamWrap: StreamWrapBinding | null = load();
 function load(): StreamWrapBinding | null {
   try {
     const b = (process as unknown as { binding(name: string): Partial<StreamWrapBinding> }).binding('stream_wrap');
-    if (typeof b.WriteWrap !== 'function' || typeof b.ShutdownWrap !== 'function' || !(b.streamBaseState instanceof Int32Array)) return null;
+    if (typeof b.WriteWrap !== 'function' || !(b.streamBaseState instanceof Int32Array)) return null;
     if (typeof b.kLastWriteWasAsync !== 'number' || typeof b.kReadBytesOrError !== 'number') return null;
     return b as StreamWrapBinding;
   } catch {

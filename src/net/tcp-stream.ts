@@ -52,13 +52,13 @@ export type TcpReadCallback = (bytes: number, buffer: Buffer) => boolean;
 /** A libuv TCP handle as Node's `tcp_wrap` binding exposes it. */
 export interface TcpHandle extends HookableHandle {
   connect(req: object, address: string, port: number): number;
+  connect6(req: object, address: string, port: number): number;
   getpeername(out: SocketAddress): number;
   getsockname(out: SocketAddress): number;
   shutdown(req: object): number;
   reset(callback: (this: TcpHandle) => void): number;
   /** Node's own flag (net.Socket reads it before starting to read). */
   reading?: boolean;
-  connect6(req: object, address: string, port: number): number;
   setNoDelay(enable: boolean): number;
   useUserBuffer(buffer: Uint8Array): void;
   readStart(): number;
@@ -120,7 +120,7 @@ function loadTcpWrap(): TcpWrapBinding | null {
 }
 
 /** Whether this Node lets fulcrum open TCP connections on bare handles. */
-export const tcpStreamsAvailable = tcpWrap !== null && streamWrap !== null;
+export const tcpStreamsAvailable = tcpWrap !== null && streamWrap !== null && typeof streamWrap.ShutdownWrap === 'function';
 
 /** What a listening handle calls per accepted connection (Node sets it in net.Server's listen). */
 type OnConnection = (this: unknown, status: number, clientHandle: unknown) => void;
@@ -453,7 +453,7 @@ export class TcpStream {
   }
 
   private shutdown(): void {
-    const req = new streamWrap!.ShutdownWrap() as ShutdownRequest;
+    const req = new streamWrap!.ShutdownWrap!() as ShutdownRequest;
     req.oncomplete = onShutdownComplete;
     req.handle = this.handle;
     req.stream = this;
