@@ -15,6 +15,10 @@ export type ToWorker =
   | { type: 'health'; verdicts: HealthVerdict[] }
   /** Another worker's round-robin position after a sparse pick (src/balancer/policies/round-robin.ts). */
   | { type: 'rotation'; key: string; cursor: number }
+  /** The other workers' client connections (src/lifecycle/connection-spread.ts). */
+  | { type: 'sibling-connections'; counts: [id: number, connections: number][] }
+  /** A connection another worker accepted and hands to this one (the message's handle), for the listener `key`. */
+  | { type: 'adopt-connection'; key: string }
   | OpsToWorker;
 
 export type FromWorker =
@@ -24,6 +28,10 @@ export type FromWorker =
   | { type: 'reload-failed'; error: string }
   | { type: 'passive'; op: PassiveOp }
   | { type: 'rotation'; key: string; cursor: number }
+  /** This worker's client connections, sent every ~100 ms while they change. */
+  | { type: 'connections'; count: number }
+  /** A connection just accepted on listener `key` (the message's handle), for worker `to`. */
+  | { type: 'hand-over'; key: string; to: number }
   | OpsFromWorker;
 
 // ---- operations (src/admin, src/discovery, binary upgrade): one state in every worker

@@ -5,9 +5,9 @@
  *
  * Listening sockets are shared with cluster's SCHED_NONE policy: the
  * supervisor binds each socket once and every worker accepts on it, so
- * connections are spread by the kernel with no hop through this process.
- * (Node 20 has no SO_REUSEPORT; see docs/benchmarks.md for the balance we
- * measured.) The sockets stay open across reloads because the workers keep
+ * connections are handed out by the kernel with no hop through this process
+ * (a worker that got more than its share of a burst passes the excess on:
+ * src/lifecycle/connection-spread.ts). The sockets stay open across reloads because the workers keep
  * their servers, and a worker replaced after a crash gets the same sockets.
  *
  * The control plane (discovery, admin API, /metrics, status page, config
@@ -29,6 +29,7 @@ import type { AcmeServerSpec } from '../tls/acme/spec.js';
 import { ServerRegistry } from '../upstream/group.js';
 import { ClusterHealth } from './cluster-health.js';
 import { ClusterOps } from './cluster-ops.js';
+import { ConnectionSpread } from './connection-spread.js';
 import { isFromWorker, type FromWorker, type ToWorker } from './messages.js';
 import { closeFds, SignalDispatch } from './single.js';
 import { movePidFile, pidFileOf, removePidFile, writePidFile } from './pid-file.js';
@@ -89,6 +90,7 @@ class Supervisor {
   private pendingReload: { waiting: Set<Worker>; errors: string[]; resolve(r: ReloadResult): void; checked: ReturnType<typeof validateConfig> } | undefined;
   private reloadChain: Promise<unknown> = Promise.resolve();
   private readonly ops: ClusterOps;
+  private readonly spread = new ConnectionSpread(() => [...this.workers]);
   private pidFile: string | undefined;
   private resolveRun: ((code: number) => void) | undefined;
   /** Built-in ACME runs here, once, for every worker: they pick certificates up from acme_storage. */
@@ -173,7 +175,7 @@ class Supervisor {
   }
 
   private onMessage(from: Worker, m: FromWorker, handle?: unknown): void {
-    if (this.ops.onMessage(from, m, handle)) return;
+    if (this.ops.onMessage(from, m, handle) || this.spread.onMessage(from, m, handle)) return;
     switch (m.type) {
       case 'passive':
         for (const w of this.workers) if (w !== from && w.isConnected()) w.send({ type: 'passive', op: m.op } satisfies ToWorker);
@@ -235,6 +237,7 @@ class Supervisor {
   private onExit(worker: Worker, code: number | null, signal: string | null): void {
     this.workers.delete(worker);
     this.ops.workerGone(worker);
+    this.spread.workerGone(worker);
     if (this.pendingReload?.waiting.delete(worker) === true && this.pendingReload.waiting.size === 0) this.finishReload();
     if (this.stopping) return;
     log().error({ pid: worker.process.pid, code, signal }, 'worker died: starting a new one');
@@ -261,6 +264,7 @@ class Supervisor {
     this.acme.stop();
     this.health.stop();
     await this.ops.stop();
+    this.spread.stop();
     const exits = [...this.workers].map((w) => new Promise<void>((resolve) => (w.isDead() ? resolve() : w.once('exit', () => resolve()))));
     this.broadcast(handover ? { type: 'handover-stop' } : { type: 'shutdown' });
     const deadline = setTimeout(() => {

@@ -21,6 +21,8 @@ import { log } from '../log/error-log.js';
 import type { ConfigFormat } from '../config/load.js';
 import { inheritedFdsFromEnv, Runtime } from '../runtime/runtime.js';
 import type { ServerOp } from '../runtime/membership.js';
+import { setHandOver } from '../listeners/listener.js';
+import { SiblingConnections } from './connection-spread.js';
 import { isToWorker, type FromWorker } from './messages.js';
 import { HANDOVER_DRAIN_MS } from './upgrade.js';
 
@@ -51,9 +53,23 @@ export async function runWorker(configPath: string, format: ConfigFormat | undef
     initialised = resolve;
     setTimeout(resolve, INIT_TIMEOUT_MS).unref();
   });
-  process.on('message', (m: unknown) => {
+  const siblings = new SiblingConnections();
+  setHandOver((key, clientHandle, connections) => {
+    const to = siblings.handOverTo(connections);
+    if (to === undefined || !process.connected) return false;
+    // Closed once the message (and with it the descriptor) is written.
+    process.send!({ type: 'hand-over', key, to } satisfies FromWorker, clientHandle as Server, () => (clientHandle as { close(): void }).close());
+    return true;
+  });
+  process.on('message', (m: unknown, handle: unknown) => {
     if (!isToWorker(m)) return;
     switch (m.type) {
+      case 'sibling-connections':
+        siblings.update(m.counts);
+        return;
+      case 'adopt-connection':
+        if (handle !== undefined && runtime.listeners.get(m.key)?.adopt(handle) !== true) (handle as { close(): void }).close();
+        return;
       case 'reload':
         void runtime.reload().then((r) => send(r.ok ? { type: 'reloaded' } : { type: 'reload-failed', error: r.error }));
         return;
@@ -142,10 +158,15 @@ export async function runWorker(configPath: string, format: ConfigFormat | undef
   reportLoad(runtime);
 }
 
-/** Sends this worker's requests in flight per server when they changed, at most every LOAD_REPORT_MS. */
+/** Sends this worker's requests in flight per server and its connections when they changed, at most every LOAD_REPORT_MS. */
 function reportLoad(runtime: Runtime): void {
   const last = new Map<string, number>();
+  let lastConnections = -1;
   const timer = setInterval(() => {
+    if (runtime.tracker.size !== lastConnections) {
+      lastConnections = runtime.tracker.size;
+      send({ type: 'connections', count: lastConnections });
+    }
     const changed: [string, number][] = [];
     const seen = new Set<string>();
     for (const s of runtime.registry.all()) {

@@ -22,6 +22,20 @@ import { Http2Connection } from './http2-session.js';
 const TICKET_KEY_ROTATION_MS = 3_600_000;
 
 /**
+ * Set in a worker of several (src/lifecycle/connection-spread.ts): given a
+ * connection just accepted, nothing read from it yet, returns true when it
+ * has passed the connection to a sibling worker.
+ */
+export type HandOver = (listenerKey: string, clientHandle: unknown, connections: number) => boolean;
+let handOver: HandOver | undefined;
+
+export function setHandOver(fn: HandOver | undefined): void {
+  handOver = fn;
+}
+
+type OnConnection = (this: unknown, status: number, clientHandle: unknown) => void;
+
+/**
  * ALPN: h2 when offered and enabled, else HTTP/1.x (curl --http1.0 offers
  * only "http/1.0" and gets it). A client that offers only protocols fulcrum
  * does not speak (spdy/3.1, an ACME validator's acme-tls/1 reaching the real
@@ -63,6 +77,8 @@ export class Listener implements ListenerContext {
   private alpnResponder: TlsAlpn01Responder | undefined;
   /** Key type each peeked connection can use (remote address|port -> type), read by the SNI callback. */
   private readonly keyTypeHints = new Map<string, KeyType>();
+  /** Accepts a TCP handle as if this listening socket had accepted it (set once listening). */
+  private acceptHandle: ((clientHandle: unknown) => void) | undefined;
 
   constructor(
     spec: ListenerSpec,
@@ -117,10 +133,14 @@ export class Listener implements ListenerContext {
       this.routeConnections(tlsServer, sniServer);
       this.updateAlpnResponder(spec);
       this.updateStapling(spec);
+      this.server.on('listening', () => this.interceptAccepts());
     } else {
       this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket, false));
       // Also when listening on an inherited descriptor (binary upgrade: runtime.ts).
-      this.server.on('listening', () => this.acceptBareHandles());
+      this.server.on('listening', () => {
+        this.acceptBareHandles();
+        this.interceptAccepts();
+      });
     }
     this.server.on('error', () => undefined);
   }
@@ -256,6 +276,30 @@ export class Listener implements ListenerContext {
   private acceptBareHandles(): void {
     if (!sharedReadsAvailable) return;
     acceptOnBareHandles(this.server, (stream) => this.accept(stream, false));
+  }
+
+  /**
+   * Wraps the listening handle's onconnection (after the bare-handle one, if
+   * any): a worker of several may pass the connection to a sibling before
+   * anything is read from it. One check per accepted connection otherwise.
+   */
+  private interceptAccepts(): void {
+    const handle = (this.server as unknown as { _handle?: { onconnection?: OnConnection } | null })._handle;
+    const inner = handle?.onconnection;
+    if (handle === null || handle === undefined || typeof inner !== 'function') return;
+    this.acceptHandle = (clientHandle) => inner.call(handle, 0, clientHandle);
+    const listener = this;
+    handle.onconnection = function (this: unknown, status: number, clientHandle: unknown): void {
+      if (status === 0 && clientHandle !== undefined && handOver !== undefined && handOver(listener.key, clientHandle, listener.tracker.size)) return;
+      inner.call(this, status, clientHandle);
+    };
+  }
+
+  /** A connection another worker accepted on this address (connection-spread.ts); false if this listener cannot take it. */
+  adopt(clientHandle: unknown): boolean {
+    if (this.acceptHandle === undefined || !this.server.listening) return false;
+    this.acceptHandle(clientHandle);
+    return true;
   }
 
   private accept(socket: ClientSocket, h2: boolean): void {

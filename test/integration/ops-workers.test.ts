@@ -7,17 +7,20 @@
  *   gets them too;
  * - a passive-health verdict reached in one worker holds in every worker;
  * - a worker that dies is replaced while the other keeps serving;
+ * - a burst of new connections is spread over the workers, not kept by
+ *   whichever accepted first;
  * - `worker_processes auto` starts one worker per CPU.
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import { spawnBackends, type TestBackends } from '../support/backends.js';
 import { admin } from '../support/admin.js';
 import { startFulcrum, type FulcrumProcess } from '../support/fulcrum.js';
 import { request } from '../support/http-client.js';
 import { freePorts } from '../support/ports.js';
-import { waitUntil } from '../support/wait.js';
+import { sleep, waitUntil } from '../support/wait.js';
 
 const TOKEN = 'workers-token';
 let backends: TestBackends;
@@ -46,6 +49,7 @@ http {
     listen 127.0.0.1:${port};
     location /lc/ { proxy_pass http://lc/; proxy_read_timeout 30s; }
     location /rr/ { proxy_pass http://rr/; }
+    location = /pid { return 200 "$pid"; }
   }
 }
 `,
@@ -77,6 +81,35 @@ async function answering(path: string, n: number): Promise<string[]> {
     seen.push(String(r.headers['x-backend']));
   }
   return seen;
+}
+
+/** Opens `n` connections at once, then asks on each which worker (pid) holds it; counts per pid. */
+async function connectionsPerWorker(n: number): Promise<Map<string, number>> {
+  const sockets = await Promise.all(
+    Array.from({ length: n }, () => new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1', () => resolve(s));
+      s.once('error', reject);
+    })),
+  );
+  try {
+    const pids = await Promise.all(sockets.map((s) => new Promise<string>((resolve, reject) => {
+      let text = '';
+      s.setEncoding('latin1');
+      s.on('data', (d: string) => {
+        text += d;
+        const end = text.indexOf('\r\n\r\n');
+        const length = /content-length: *(\d+)/i.exec(text);
+        if (end >= 0 && length && text.length >= end + 4 + Number(length[1])) resolve(text.slice(end + 4));
+      });
+      s.once('error', reject);
+      s.write('GET /pid HTTP/1.1\r\nHost: workers\r\n\r\n');
+    })));
+    const counts = new Map<string, number>();
+    for (const pid of pids) counts.set(pid, (counts.get(pid) ?? 0) + 1);
+    return counts;
+  } finally {
+    for (const s of sockets) s.destroy();
+  }
 }
 
 describe('worker_processes 2: one state', () => {
@@ -117,6 +150,18 @@ describe('worker_processes 2: one state', () => {
     await waitUntil(async () => (await workers()).every((w) => view(w, 'rr', 2).state === 'down'), { timeoutMs: 2000, description: 'every worker to have backend_3 down' });
     assert.ok(!(await answering('/rr/hello', 20)).includes('backend_3'));
     await backends.restart(2);
+  });
+
+  test('bursts of 40 new keep-alive connections are spread over both workers', async () => {
+    // As a client opening its pool does, all 40 connect before any asks which worker holds it. Without the
+    // hand-over (src/lifecycle/connection-spread.ts) about every other burst lands whole on one worker (40/0, 39/1).
+    for (let burst = 0; burst < 3; burst++) {
+      const counts = await connectionsPerWorker(40);
+      const split = JSON.stringify(Object.fromEntries(counts));
+      assert.equal(counts.size, 2, `burst ${burst + 1}: connections per worker ${split}`);
+      assert.ok(Math.min(...counts.values()) >= 8, `burst ${burst + 1}: connections per worker ${split}`);
+      await sleep(300); // the workers' next connection counts (every ~100 ms) show the burst gone
+    }
   });
 
   test('a worker that dies is replaced, with the current state; the other keeps serving', async () => {

@@ -1,0 +1,114 @@
+/**
+ * Spreading client connections over the workers (worker_processes > 1).
+ *
+ * Every worker accepts on the same listening sockets, and libuv accepts all
+ * the connections that are pending in one go, so a burst (a client opening
+ * its keep-alive pool, wrk -c200, a load balancer in front reconnecting)
+ * lands on whichever worker ran first, and its connections stay there for as
+ * long as they live. Measured with 2 workers and wrk -c200: 184/16 and 198/2
+ * in two of six bursts (and 40/0 or 39/1 in bursts of 40), so one core served
+ * nearly everything while the other idled. nginx's workers take turns with
+ * EPOLLEXCLUSIVE and one accept per wakeup; Node 20 offers neither, nor
+ * SO_REUSEPORT (Node's round-robin cluster mode spreads evenly, but passes
+ * every connection through the supervisor: half the new connections per
+ * second with 2 workers, measured).
+ *
+ * So a worker that is ahead hands the connection it just accepted (before
+ * reading a byte from it) to the sibling with the fewest, through the
+ * supervisor, which sends the descriptor on. Only excess connections pay the
+ * hop (two IPC messages, under a millisecond); a connection handed over once
+ * is served where it lands.
+ *
+ * A worker knows its own count exactly; the others' come from reports every
+ * ~100 ms, plus what it handed them since. It hands over when it holds more
+ * than 1.5x the sibling's estimate plus SLACK: bursts even out (40 -> about
+ * 27/13, 200 -> 120/80), and the small, quickly changing counts of steady
+ * short-lived traffic stay where they are.
+ */
+import type { Worker } from 'node:cluster';
+import type { FromWorker, ToWorker } from './messages.js';
+
+/** Imbalance tolerated before handing over, in connections. */
+const SLACK = 8;
+
+/** Worker side: estimates of the siblings' connection counts, and the decision to hand one over. */
+export class SiblingConnections {
+  /** worker id -> [reported connections, handed to it since that report]. */
+  private readonly siblings = new Map<number, [reported: number, handed: number]>();
+
+  /** The supervisor's latest view of the other workers. */
+  update(counts: readonly (readonly [id: number, connections: number])[]): void {
+    this.siblings.clear();
+    for (const [id, n] of counts) this.siblings.set(id, [n, 0]);
+  }
+
+  /**
+   * The sibling to hand a new connection to when this worker already holds
+   * `mine`, or undefined to keep it; counts it as handed.
+   */
+  handOverTo(mine: number): number | undefined {
+    let best: number | undefined;
+    let bestEstimate = Infinity;
+    for (const [id, [reported, handed]] of this.siblings) {
+      const estimate = reported + handed;
+      if (estimate < bestEstimate) {
+        best = id;
+        bestEstimate = estimate;
+      }
+    }
+    if (best === undefined || mine <= 1.5 * bestEstimate + SLACK) return undefined;
+    this.siblings.get(best)![1]++;
+    return best;
+  }
+}
+
+type CloseableHandle = { close?: (cb?: () => void) => void };
+
+/** Supervisor side: the workers' counts, shared with the others, and the relay of handed-over connections. */
+export class ConnectionSpread {
+  private readonly counts = new Map<Worker, number>();
+  private flushTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly workers: () => readonly Worker[]) {}
+
+  /** Handles this module's messages; returns false for others. */
+  onMessage(from: Worker, m: FromWorker, handle: unknown): boolean {
+    if (m.type === 'connections') {
+      this.counts.set(from, m.count);
+      this.scheduleFlush();
+      return true;
+    }
+    if (m.type !== 'hand-over') return false;
+    const h = handle as CloseableHandle | undefined;
+    if (h === undefined) return true;
+    // To the sibling asked for; back to the sender if that one is gone (it was accepted: someone serves it).
+    const to = this.workers().find((w) => w.id === m.to && w.isConnected()) ?? (from.isConnected() ? from : undefined);
+    if (to === undefined) {
+      h.close?.();
+      return true;
+    }
+    // The descriptor is in the message once it is written; this process's copy is closed then.
+    to.send({ type: 'adopt-connection', key: m.key } satisfies ToWorker, handle as never, () => h.close?.());
+    return true;
+  }
+
+  workerGone(worker: Worker): void {
+    if (this.counts.delete(worker)) this.scheduleFlush();
+  }
+
+  stop(): void {
+    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushTimer !== undefined) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      const all = [...this.counts].filter(([w]) => w.isConnected()).map(([w, n]) => [w.id, n] as [number, number]);
+      for (const [w] of this.counts) {
+        if (w.isConnected()) w.send({ type: 'sibling-connections', counts: all.filter(([id]) => id !== w.id) } satisfies ToWorker);
+      }
+    }, 10);
+    this.flushTimer.unref();
+  }
+}
