@@ -44,14 +44,15 @@ export class SiblingConnections {
 
   /**
    * The sibling to hand a new connection to when this worker already holds
-   * `mine`, or undefined to keep it; counts it as handed.
+   * `mine`, or undefined to keep it; counts it as handed. A sibling at
+   * `limit` (worker_connections, the same in every worker) would refuse it.
    */
-  handOverTo(mine: number): number | undefined {
+  handOverTo(mine: number, limit: number): number | undefined {
     let best: number | undefined;
     let bestEstimate = Infinity;
     for (const [id, [reported, handed]] of this.siblings) {
       const estimate = reported + handed;
-      if (estimate < bestEstimate) {
+      if (estimate < bestEstimate && estimate < limit) {
         best = id;
         bestEstimate = estimate;
       }

@@ -54,8 +54,8 @@ export async function runWorker(configPath: string, format: ConfigFormat | undef
     setTimeout(resolve, INIT_TIMEOUT_MS).unref();
   });
   const siblings = new SiblingConnections();
-  setHandOver((key, clientHandle, connections) => {
-    const to = siblings.handOverTo(connections);
+  setHandOver((key, clientHandle, connections, limit) => {
+    const to = siblings.handOverTo(connections, limit);
     if (to === undefined || !process.connected) return false;
     // Closed once the message (and with it the descriptor) is written.
     process.send!({ type: 'hand-over', key, to } satisfies FromWorker, clientHandle as Server, () => (clientHandle as { close(): void }).close());

@@ -26,7 +26,7 @@ const TICKET_KEY_ROTATION_MS = 3_600_000;
  * connection just accepted, nothing read from it yet, returns true when it
  * has passed the connection to a sibling worker.
  */
-export type HandOver = (listenerKey: string, clientHandle: unknown, connections: number) => boolean;
+export type HandOver = (listenerKey: string, clientHandle: unknown, connections: number, limit: number) => boolean;
 let handOver: HandOver | undefined;
 
 export function setHandOver(fn: HandOver | undefined): void {
@@ -290,7 +290,7 @@ export class Listener implements ListenerContext {
     this.acceptHandle = (clientHandle) => inner.call(handle, 0, clientHandle);
     const listener = this;
     handle.onconnection = function (this: unknown, status: number, clientHandle: unknown): void {
-      if (status === 0 && clientHandle !== undefined && handOver !== undefined && handOver(listener.key, clientHandle, listener.tracker.size)) return;
+      if (status === 0 && clientHandle !== undefined && handOver !== undefined && handOver(listener.key, clientHandle, listener.tracker.size, listener.tracker.maxConnections)) return;
       inner.call(this, status, clientHandle);
     };
   }
