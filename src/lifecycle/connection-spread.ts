@@ -21,9 +21,9 @@
  *
  * A worker knows its own count exactly; the others' come from reports every
  * ~100 ms, plus what it handed them since. It hands over when it holds more
- * than 1.5x the sibling's estimate plus SLACK: bursts even out (40 -> about
- * 27/13, 200 -> 120/80), and the small, quickly changing counts of steady
- * short-lived traffic stay where they are.
+ * than 1.5x the sibling's estimate plus SLACK: bursts even out (40 split
+ * 13/27 at worst, wrk's 200 between 75/125 and 102/98), and the small,
+ * quickly changing counts of steady short-lived traffic stay where they are.
  */
 import type { Worker } from 'node:cluster';
 import type { FromWorker, ToWorker } from './messages.js';
