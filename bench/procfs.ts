@@ -6,7 +6,7 @@
  * over the whole process tree: the root pid and every descendant.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 
 /** Kernel clock ticks per second, the unit of utime/stime in /proc/<pid>/stat. */
 export function clockTicksPerSecond(): number {
@@ -109,6 +109,46 @@ export function liveGroupMembers(pgid: number): number[] {
   return allStats()
     .filter((s) => s.pgid === pgid && s.state !== 'Z')
     .map((s) => s.pid);
+}
+
+/**
+ * Established TCP connections whose local port is `port` (the proxy's
+ * listening port: its client connections), counted per process of the tree
+ * that holds any, largest first. With several workers it shows how the
+ * connections were spread over them.
+ */
+export function clientConnectionsPerProcess(rootPid: number, port: number): number[] {
+  const inodes = new Set<string>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    const lines = (readFileOrUndefined(table) ?? '').split('\n').slice(1);
+    for (const line of lines) {
+      const f = line.trim().split(/\s+/);
+      // f[1] local address:port (hex), f[3] state (01 = ESTABLISHED), f[9] inode
+      if (f.length < 10 || f[3] !== '01') continue;
+      if (parseInt(f[1]!.slice(f[1]!.lastIndexOf(':') + 1), 16) === port) inodes.add(f[9]!);
+    }
+  }
+  const counts: number[] = [];
+  for (const pid of processTree(rootPid)) {
+    let n = 0;
+    let fds: string[] = [];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      let target = '';
+      try {
+        target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      if (target.startsWith('socket:[') && inodes.has(target.slice(8, -1))) n++;
+    }
+    if (n > 0) counts.push(n);
+  }
+  return counts.sort((a, b) => b - a);
 }
 
 /** Pids of the tree rooted at rootPid (empty once it has exited). */

@@ -211,9 +211,15 @@ function scalingNotes(s: ScenarioOutcome, all: readonly ScenarioOutcome[]): stri
     const one = med(runsOf(outcomeFor(c200, o.proxy), 'throughput'), (r) => r.reqPerSec);
     if (Number.isFinite(two) && Number.isFinite(one)) parts.push(`${o.proxy} ${fmtRatio(two / one)}`);
   }
-  return parts.length > 0
-    ? [`**Scaling, 2 workers unpinned / 1 worker pinned (c200, same run):** ${parts.join(', ')}`]
-    : [];
+  const notes = parts.length > 0 ? [`**Scaling, 2 workers unpinned / 1 worker pinned (c200, same run):** ${parts.join(', ')}`] : [];
+  const spread = s.outcomes
+    .map((o) => {
+      const samples = runsOf(o, 'throughput').flatMap((r) => (r.connectionsPerProcess === undefined ? [] : [r.connectionsPerProcess.join('/') || 'none']));
+      return samples.length > 0 ? `${o.proxy} ${samples.join(', ')}` : '';
+    })
+    .filter(Boolean);
+  if (spread.length > 0) notes.push(`**Client connections per process halfway through each run** (HAProxy's threads share one process): ${spread.join('; ')}`);
+  return notes;
 }
 
 function uploadSection(s: ScenarioOutcome): string {

@@ -13,6 +13,7 @@ import { CLIENTS_DIR } from './paths.js';
 import { ManagedProcess, ownProcessGroups, runBounded } from './processes.js';
 import {
   benchmarkCpuTicks,
+  clientConnectionsPerProcess,
   coreBusyPercent,
   readCoreTimes,
   reapedChildTicks,
@@ -241,6 +242,8 @@ export interface ThroughputRun {
   /** What kept the load core busy, in % of one core: wrk, and the backends. */
   wrkCpuPct: number;
   backendCpuPct: number;
+  /** With several workers: client connections per process halfway through the run, largest first. */
+  connectionsPerProcess: number[] | undefined;
   errors: string;
 }
 
@@ -370,7 +373,11 @@ async function measureThroughput(s: Session, sc: ThroughputScenario, proxy: Runn
   const wrkBefore = reapedChildTicks();
   const coresBefore = readCoreTimes();
   const startedAt = performance.now();
+  let connectionsPerProcess: number[] | undefined;
+  const spreadTimer =
+    sc.workers > 1 ? setTimeout(() => (connectionsPerProcess = clientConnectionsPerProcess(proxy.pid, proxy.port)), (s.durationSec * 1000) / 2) : undefined;
   const wrk = await runWrk(load, LOAD_CPUS);
+  clearTimeout(spreadTimer);
   const seconds = (performance.now() - startedAt) / 1000;
   const coresAfter = readCoreTimes();
   const wrkTicks = reapedChildTicks() - wrkBefore;
@@ -397,6 +404,7 @@ async function measureThroughput(s: Session, sc: ThroughputScenario, proxy: Runn
     otherCpuPct,
     wrkCpuPct: pctOfCore(wrkTicks),
     backendCpuPct: pctOfCore(backendsAfter.cpuTicks - backendsBefore.cpuTicks),
+    connectionsPerProcess,
     errors: joinErrors(wrkErrorSummary(wrk), wrk.requests === 0 ? 'no requests completed' : '', diedError(proxy)),
   };
 }
