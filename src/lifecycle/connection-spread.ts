@@ -45,7 +45,8 @@ export class SiblingConnections {
   /**
    * The sibling to hand a new connection to when this worker already holds
    * `mine`, or undefined to keep it; counts it as handed. A sibling at
-   * `limit` (worker_connections, the same in every worker) would refuse it.
+   * `limit` (worker_connections, the same in every worker) would refuse it;
+   * a worker at `limit` itself hands over to any sibling below it.
    */
   handOverTo(mine: number, limit: number): number | undefined {
     let best: number | undefined;
@@ -57,7 +58,10 @@ export class SiblingConnections {
         bestEstimate = estimate;
       }
     }
-    if (best === undefined || mine <= 1.5 * bestEstimate + SLACK) return undefined;
+    if (best === undefined) return undefined;
+    // A worker at worker_connections would refuse the connection: any sibling with room takes it (nginx's full
+    // worker stops accepting and leaves new connections to the others).
+    if (mine < limit && mine <= 1.5 * bestEstimate + SLACK) return undefined;
     this.siblings.get(best)![1]++;
     return best;
   }

@@ -53,6 +53,15 @@ test('the sibling with the fewest gets the connection; a sibling at worker_conne
   assert.equal(siblings.handOverTo(200, 64), undefined, 'the only sibling is full');
 });
 
+test('a worker at worker_connections hands every new connection to a sibling with room', () => {
+  const siblings = new SiblingConnections();
+  siblings.update([[2, 60]]);
+  assert.equal(siblings.handOverTo(64, 64), 2, 'full: the sibling has room, however small the difference');
+  assert.equal(siblings.handOverTo(63, 64), undefined, 'not full, and within the slack');
+  siblings.update([[2, 64]]);
+  assert.equal(siblings.handOverTo(64, 64), undefined, 'both full: the worker refuses it itself');
+});
+
 test('a new report replaces the estimates', () => {
   const siblings = new SiblingConnections();
   siblings.update([[2, 0]]);
