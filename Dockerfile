@@ -33,4 +33,4 @@ USER nonroot
 EXPOSE 80 443 9090
 STOPSIGNAL SIGTERM
 # The image's entrypoint is node; the flag keeps V8's young generation small (see bin/fulcrum.js).
-CMD ["--max-semi-space-size=2", "bin/fulcrum.js", "start", "--config", "/etc/fulcrum/fulcrum.conf"]
+CMD ["--max-semi-space-size=4", "--min-semi-space-size=4", "bin/fulcrum.js", "start", "--config", "/etc/fulcrum/fulcrum.conf"]
