@@ -31,14 +31,26 @@ import type { FromWorker, ToWorker } from './messages.js';
 /** Imbalance tolerated before handing over, in connections. */
 const SLACK = 8;
 
+/**
+ * How long connections handed to a sibling count in its estimate without a
+ * report. A worker reports its count only when it changed at one of its
+ * 100 ms ticks, so a burst that came and went between two ticks is never
+ * reported: by then the sibling's last report is right again, and counting
+ * those connections too made the next burst stay where it landed (34/6).
+ */
+const HANDED_STALE_MS = 250;
+
 /** Worker side: estimates of the siblings' connection counts, and the decision to hand one over. */
 export class SiblingConnections {
   /** worker id -> [reported connections, handed to it since that report]. */
   private readonly siblings = new Map<number, [reported: number, handed: number]>();
+  /** When the first connection counted in `handed` was handed over (0: none counted). */
+  private handedSince = 0;
 
   /** The supervisor's latest view of the other workers. */
   update(counts: readonly (readonly [id: number, connections: number])[]): void {
     this.siblings.clear();
+    this.handedSince = 0;
     for (const [id, n] of counts) this.siblings.set(id, [n, 0]);
   }
 
@@ -48,7 +60,11 @@ export class SiblingConnections {
    * `limit` (worker_connections, the same in every worker) would refuse it;
    * a worker at `limit` itself hands over to any sibling below it.
    */
-  handOverTo(mine: number, limit: number): number | undefined {
+  handOverTo(mine: number, limit: number, now = performance.now()): number | undefined {
+    if (this.handedSince !== 0 && now - this.handedSince > HANDED_STALE_MS) {
+      this.handedSince = 0;
+      for (const entry of this.siblings.values()) entry[1] = 0;
+    }
     let best: number | undefined;
     let bestEstimate = Infinity;
     for (const [id, [reported, handed]] of this.siblings) {
@@ -63,6 +79,7 @@ export class SiblingConnections {
     // worker stops accepting and leaves new connections to the others).
     if (mine < limit && mine <= 1.5 * bestEstimate + SLACK) return undefined;
     this.siblings.get(best)![1]++;
+    if (this.handedSince === 0) this.handedSince = now;
     return best;
   }
 }
@@ -78,6 +95,15 @@ export class ConnectionSpread {
 
   /** Handles this module's messages; returns false for others. */
   onMessage(from: Worker, m: FromWorker, handle: unknown): boolean {
+    if (m.type === 'ready') {
+      // A worker that starts serving holds no connection yet: its siblings may hand it some at once, not only
+      // after its first report. Others handle 'ready' too.
+      if (!this.counts.has(from)) {
+        this.counts.set(from, 0);
+        this.scheduleFlush();
+      }
+      return false;
+    }
     if (m.type === 'connections') {
       this.counts.set(from, m.count);
       this.scheduleFlush();

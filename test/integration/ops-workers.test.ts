@@ -30,6 +30,7 @@ let adminPort: number;
 
 interface WorkerView {
   pid: number;
+  connections: number;
   servers: { upstream: string; address: string; state: string; active: number; remote_active: number }[];
 }
 
@@ -160,7 +161,10 @@ describe('worker_processes 2: one state', () => {
       const split = JSON.stringify(Object.fromEntries(counts));
       assert.equal(counts.size, 2, `burst ${burst + 1}: connections per worker ${split}`);
       assert.ok(Math.min(...counts.values()) >= 8, `burst ${burst + 1}: connections per worker ${split}`);
-      await sleep(300); // the workers' next connection counts (every ~100 ms) show the burst gone
+      // Each worker sees the other's count as of its last report (every ~100 ms): the next burst starts once both
+      // have closed this one's connections and those counts have gone round.
+      await waitUntil(async () => (await workers()).every((w) => w.connections === 0), { timeoutMs: 5000, description: 'the burst closed in both workers' });
+      await sleep(300);
     }
   });
 

@@ -62,6 +62,20 @@ test('a worker at worker_connections hands every new connection to a sibling wit
   assert.equal(siblings.handOverTo(64, 64), undefined, 'both full: the worker refuses it itself');
 });
 
+test('connections handed over stop counting after 250 ms without a report (a burst that came and went between reports)', () => {
+  const siblings = new SiblingConnections();
+  siblings.update([[2, 0]]);
+  let handed = 0;
+  for (let mine = 0; mine < 40; ) {
+    if (siblings.handOverTo(mine, 1024, 1000) === undefined) mine++;
+    else handed++;
+  }
+  assert.ok(handed >= 12, `${handed} handed in the first burst`);
+  // The next burst, 400 ms later, with no report in between: the sibling is at 0 again, not at `handed`.
+  assert.equal(siblings.handOverTo(9, 1024, 1400), 2);
+  assert.equal(siblings.handOverTo(9, 1024, 1401), undefined, 'now counting the one just handed');
+});
+
 test('a new report replaces the estimates', () => {
   const siblings = new SiblingConnections();
   siblings.update([[2, 0]]);
