@@ -12,8 +12,8 @@ import { existsSync } from 'node:fs';
 // not found), so every one was promoted and collected by full collections.
 // `wrk -c50 -H "Connection: close"`: 120-190 MB promoted and ~20 full
 // collections in 8 s with up to 2 MiB, 1 MB and none with 4 MiB; GC pauses
-// 470-560 -> 45-50 ms, CPU per request -25 to -35 %, RSS after a c200 run
-// +3 MiB (docs/benchmarks.md). V8 reads these only at start, so
+// 430-560 -> 44-54 ms, bench newconn 74.6 -> 46.7 µs of CPU per request, RSS
+// after a c200 run +3 MiB (docs/benchmarks.md). V8 reads these only at start, so
 // `node bin/fulcrum.js` without them works the same with a larger heap.
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';

@@ -7,8 +7,8 @@
  * supervisor binds each socket once and every worker accepts on it, so
  * connections are handed out by the kernel with no hop through this process
  * (a worker that got more than its share of a burst passes the excess on:
- * src/lifecycle/connection-spread.ts). The sockets stay open across reloads because the workers keep
- * their servers, and a worker replaced after a crash gets the same sockets.
+ * src/lifecycle/connection-spread.ts). The sockets stay open across reloads
+ * because the workers keep their servers, and a worker replaced after a crash gets the same sockets.
  *
  * The control plane (discovery, admin API, /metrics, status page, config
  * watch, binary upgrade, cross-worker least_conn counts) runs here too:

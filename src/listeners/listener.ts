@@ -16,7 +16,7 @@ import type { ConnectionTracker } from './connection-tracker.js';
 import { connectionCounts } from './connection-counts.js';
 import { Http1Connection, type ClientSocket, type ListenerContext } from './http1-connection.js';
 import { sharedReadsAvailable } from '../net/shared-read-buffer.js';
-import { acceptOnBareHandles } from '../net/tcp-stream.js';
+import { acceptOnBareHandles, type OnConnection } from '../net/tcp-stream.js';
 import { Http2Connection } from './http2-session.js';
 
 const TICKET_KEY_ROTATION_MS = 3_600_000;
@@ -32,8 +32,6 @@ let handOver: HandOver | undefined;
 export function setHandOver(fn: HandOver | undefined): void {
   handOver = fn;
 }
-
-type OnConnection = (this: unknown, status: number, clientHandle: unknown) => void;
 
 /**
  * ALPN: h2 when offered and enabled, else HTTP/1.x (curl --http1.0 offers

@@ -123,7 +123,7 @@ function loadTcpWrap(): TcpWrapBinding | null {
 export const tcpStreamsAvailable = tcpWrap !== null && streamWrap !== null && typeof streamWrap.ShutdownWrap === 'function';
 
 /** What a listening handle calls per accepted connection (Node sets it in net.Server's listen). */
-type OnConnection = (this: unknown, status: number, clientHandle: unknown) => void;
+export type OnConnection = (this: unknown, status: number, clientHandle: unknown) => void;
 
 /**
  * Makes the listening `server` (plain TCP, already listening) hand each
