@@ -159,6 +159,10 @@ class Supervisor {
   private fork(): Promise<string | undefined> {
     const worker = cluster.fork();
     this.workers.add(worker);
+    // A message to a worker that is exiting fails with EPIPE, emitted as 'error' on the Worker: without a
+    // listener that would crash the supervisor (seen while stopping, from a connection-count broadcast).
+    // The worker's exit is handled by onExit.
+    worker.on('error', (err: NodeJS.ErrnoException) => log().debug({ pid: worker.process.pid, error: err.message }, 'message to a worker not delivered'));
     return new Promise((resolve) => {
       const onMessage = (m: unknown): void => {
         if (!isFromWorker(m)) return;
@@ -263,8 +267,8 @@ class Supervisor {
     log().info({}, 'stopping');
     this.acme.stop();
     this.health.stop();
-    await this.ops.stop();
     this.spread.stop();
+    await this.ops.stop();
     const exits = [...this.workers].map((w) => new Promise<void>((resolve) => (w.isDead() ? resolve() : w.once('exit', () => resolve()))));
     this.broadcast(handover ? { type: 'handover-stop' } : { type: 'shutdown' });
     const deadline = setTimeout(() => {

@@ -142,8 +142,10 @@ export async function runWorker(configPath: string, format: ConfigFormat | undef
   process.on('SIGQUIT', () => undefined);
   process.on('SIGHUP', () => undefined);
   process.on('SIGUSR2', () => undefined);
-  // A supervisor that died without stopping us: finish what is in flight and go.
+  // A supervisor that died without stopping us: finish what is in flight and go. A message sent as its
+  // channel broke fails with EPIPE, emitted as 'error' on process: 'disconnect' follows, so it is not fatal.
   process.on('disconnect', () => void stop());
+  process.on('error', () => undefined);
   send({ type: 'init-request' });
   await init;
   try {

@@ -118,10 +118,10 @@ describe('binary upgrade (SIGUSR2)', () => {
       const { fulcrum, dir, versionOf } = await startThroughLauncher(configFor(workers, port, adminPort));
       const oldPid = fulcrum.pid;
       let newPid = 0;
+      let running = true;
       try {
         const failures: string[] = [];
         const servedBy = new Map<string, number>();
-        let running = true;
         const agent = keepAliveAgent({ maxSockets: 2 });
         const loop = async (useAgent: boolean): Promise<void> => {
           while (running) {
@@ -167,7 +167,12 @@ describe('binary upgrade (SIGUSR2)', () => {
         const oldStopped = fulcrum.logs.slice(from).some((e) => e.msg === 'stopped' && e.pid === oldPid);
         assert.ok(oldStopped, 'the old process logged "stopped"');
         t.diagnostic(`old ${oldPid} -> new ${newPid}; requests by process: ${JSON.stringify(Object.fromEntries(servedBy))}`);
+      } catch (err) {
+        // What every process logged (the old one, its workers, the new one) tells which of them dropped what.
+        (err as Error).message += `\nexit of the old process: ${JSON.stringify(fulcrum.exit)}\nlogs:\n${fulcrum.stderrText()}`;
+        throw err;
       } finally {
+        running = false;
         if (newPid !== 0 && alive(newPid)) process.kill(newPid, 'SIGTERM');
         await fulcrum.stop('SIGTERM', 15_000).catch(() => undefined);
       }
