@@ -90,6 +90,7 @@ type CloseableHandle = { close?: (cb?: () => void) => void };
 export class ConnectionSpread {
   private readonly counts = new Map<Worker, number>();
   private flushTimer: NodeJS.Timeout | undefined;
+  private stopping = false;
 
   constructor(private readonly workers: () => readonly Worker[]) {}
 
@@ -112,8 +113,10 @@ export class ConnectionSpread {
     if (m.type !== 'hand-over') return false;
     const h = handle as CloseableHandle | undefined;
     if (h === undefined) return true;
-    // To the sibling asked for; back to the sender if that one is gone (it was accepted: someone serves it).
-    const to = this.workers().find((w) => w.id === m.to && w.isConnected()) ?? (from.isConnected() ? from : undefined);
+    // To the sibling asked for; back to the sender if that one is gone, or once the workers are stopping (the
+    // sender accepted it a moment ago, so it is still serving, while the sibling may be about to exit).
+    const sibling = this.stopping ? undefined : this.workers().find((w) => w.id === m.to && w.isConnected());
+    const to = sibling ?? (from.isConnected() ? from : undefined);
     if (to === undefined) {
       h.close?.();
       return true;
@@ -127,7 +130,9 @@ export class ConnectionSpread {
     if (this.counts.delete(worker)) this.scheduleFlush();
   }
 
+  /** The workers are stopping: no more count broadcasts, and hand-overs go back to their senders. */
   stop(): void {
+    this.stopping = true;
     if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
   }
 

@@ -55,8 +55,10 @@ export async function runWorker(configPath: string, format: ConfigFormat | undef
   });
   const siblings = new SiblingConnections();
   setHandOver((key, clientHandle, connections, limit) => {
+    // A stopping worker serves what it accepted itself: its siblings are stopping too.
+    if (stopping || !process.connected) return false;
     const to = siblings.handOverTo(connections, limit);
-    if (to === undefined || !process.connected) return false;
+    if (to === undefined) return false;
     // Closed once the message (and with it the descriptor) is written.
     process.send!({ type: 'hand-over', key, to } satisfies FromWorker, clientHandle as Server, () => (clientHandle as { close(): void }).close());
     return true;

@@ -63,6 +63,15 @@ const LINGER_MS = 5000;
 const SINGLE_WRITE_LIMIT = 16384;
 /** ...and one smaller than this is sent with its head as one string. */
 const TEXT_WRITE_LIMIT = 1024;
+/**
+ * At a shutdown, a connection that has not sent its first request yet is
+ * kept open this long after its accept: its request may be on the way, or the
+ * connection still on its way from a sibling worker (connection-spread.ts).
+ * nginx closes only keep-alive connections at a graceful stop and serves the
+ * first request of the others; the bound keeps a client that connects and
+ * says nothing from holding the stop up.
+ */
+const FIRST_REQUEST_GRACE_MS = 500;
 
 let nextConnectionId = 1;
 
@@ -747,13 +756,13 @@ export class Http1Connection implements Downstream, ExchangeHost, TrackedConnect
     this.drainRequested = true;
   }
 
-  /** Shutdown: closes the connection if no request is in progress. */
-  closeIfIdle(): boolean {
+  /** Shutdown: closes the connection if no request is in progress (a new one only after FIRST_REQUEST_GRACE_MS). */
+  closeIfIdle(now = performance.now()): boolean {
     if (this.state === State.Closed) {
       this.socket.destroy();
       return true;
     }
-    if (this.state === State.Head && this.exchange === null && this.buffer === null) {
+    if (this.state === State.Head && this.exchange === null && this.buffer === null && (this.idle || now - this.headStart >= FIRST_REQUEST_GRACE_MS)) {
       this.close();
       return true;
     }

@@ -293,9 +293,14 @@ export class Listener implements ListenerContext {
     };
   }
 
-  /** A connection another worker accepted on this address (connection-spread.ts); false if this listener cannot take it. */
+  /**
+   * A connection another worker accepted on this address (connection-spread.ts);
+   * false if this listener cannot take it. Also once this listener stopped
+   * accepting (a stop began while the connection was on its way): it was
+   * accepted, so it is served like the ones accepted here before the stop.
+   */
   adopt(clientHandle: unknown): boolean {
-    if (this.acceptHandle === undefined || !this.server.listening) return false;
+    if (this.acceptHandle === undefined) return false;
     this.acceptHandle(clientHandle);
     return true;
   }

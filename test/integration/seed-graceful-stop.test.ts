@@ -7,6 +7,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { once } from 'node:events';
 import { keepAliveAgent, openRequest } from '../support/http-client.js';
 import { backendCount, SEED_SERVER_NAME, startSeed, type SeedEnv } from '../support/seed.js';
 import { collect, sleep, waitUntil } from '../support/wait.js';
@@ -93,6 +94,38 @@ describe('seed graceful stop (SIGTERM)', () => {
       assert.ok(performance.now() - answeredAt < 1500, 'exits right after the slow response');
     } finally {
       agent.destroy();
+      await env.stop();
+    }
+  });
+
+  test('a connection opened before the stop is answered when its request comes 200 ms into the stop; a silent one is closed within a second', async () => {
+    const env = await startSeed();
+    const open = async (): Promise<{ socket: net.Socket; text: () => string; closedAt: Promise<number> }> => {
+      const socket = net.connect({ host: '127.0.0.1', port: env.httpPort });
+      await once(socket, 'connect');
+      const chunks: Buffer[] = [];
+      socket.on('data', (c: Buffer) => chunks.push(c));
+      socket.on('error', () => undefined);
+      return { socket, text: () => Buffer.concat(chunks).toString('latin1'), closedAt: once(socket, 'close').then(() => performance.now()) };
+    };
+    try {
+      const late = await open();
+      const silent = await open();
+      await sleep(100); // accepted by fulcrum, not only by the kernel
+      const stopAt = performance.now();
+      const exited = env.fulcrum.stop('SIGTERM', 5000);
+      exited.catch(() => {});
+      await env.fulcrum.waitForLog((e) => e.msg === 'stopping', 3000);
+      await sleep(200);
+      late.socket.write(`GET /api/hello HTTP/1.1\r\nHost: ${SEED_SERVER_NAME}\r\n\r\n`);
+      await late.closedAt;
+      assert.match(late.text(), /^HTTP\/1\.1 301 /, `the late request was answered (got ${JSON.stringify(late.text().slice(0, 40))})`);
+      assert.match(late.text(), /\r\nconnection: close\r\n/i, 'and told the connection closes');
+      const silentClosed = await silent.closedAt;
+      assert.equal(silent.text(), '');
+      assert.ok(silentClosed - stopAt < 1500, `the silent connection closed ${(silentClosed - stopAt).toFixed(0)} ms after SIGTERM`);
+      assert.equal(await exited, 0);
+    } finally {
       await env.stop();
     }
   });
