@@ -21,6 +21,7 @@ import { ConfigError, formatDiagnostic } from '../config/errors.js';
 import { getCommandLineDirectives, loadConfig, type ConfigFormat, type LoadedConfig } from '../config/load.js';
 import { LogSinks } from '../log/access-log.js';
 import { configureErrorLog, log } from '../log/error-log.js';
+import { ticketKeySeed } from '../tls/context.js';
 import { compile } from '../runtime/compile.js';
 import { inheritedFdsFromEnv, LISTEN_FDS_ENV, type ReloadResult } from '../runtime/runtime.js';
 import type { RuntimeTable } from '../runtime/table.js';
@@ -114,6 +115,8 @@ class Supervisor {
 
   async run(): Promise<number> {
     const signals = new SignalDispatch();
+    // Made before the first fork, so every worker derives the same session ticket keys.
+    ticketKeySeed();
     const started = await Promise.all(Array.from({ length: this.options.workers }, () => this.fork()));
     const failure = started.find((r) => r !== undefined);
     if (failure !== undefined) {
