@@ -28,8 +28,9 @@
 import type { Worker } from 'node:cluster';
 import type { FromWorker, ToWorker } from './messages.js';
 
-/** Imbalance tolerated before handing over, in connections. */
-const SLACK = 8;
+/** Imbalance tolerated before handing over, in connections; a count that moved this much is reported at once. */
+export const SIBLING_COUNT_SLACK = 8;
+const SLACK = SIBLING_COUNT_SLACK;
 
 /**
  * How long connections handed to a sibling count in its estimate without a

@@ -27,7 +27,28 @@ export class ConnectionTracker {
   /** Connections drained by a reload that must be gone by a time (reload_stream_timeout). */
   private readonly deadlines = new Map<TrackedConnection, number>();
 
+  /** The count as last reported to the supervisor, and who to tell when the count moved far from it. */
+  private sizeWatch: { reported: number; threshold: number; notify: () => void } | undefined;
+
   constructor(public maxConnections: number) {}
+
+  /**
+   * Calls `notify` on every add or remove while the count is `threshold` or
+   * more away from the one last passed to reported(): a burst that opened
+   * or closed is told at once, not at the next periodic report.
+   */
+  watchSize(threshold: number, notify: () => void): void {
+    this.sizeWatch = { reported: this.connections.size, threshold, notify };
+  }
+
+  reported(size: number): void {
+    if (this.sizeWatch !== undefined) this.sizeWatch.reported = size;
+  }
+
+  private checkSize(): void {
+    const w = this.sizeWatch;
+    if (w !== undefined && Math.abs(this.connections.size - w.reported) >= w.threshold) w.notify();
+  }
 
   get size(): number {
     return this.connections.size;
@@ -42,6 +63,7 @@ export class ConnectionTracker {
     this.connections.add(c);
     const addr = c.remoteAddr;
     this.perClient.set(addr, (this.perClient.get(addr) ?? 0) + 1);
+    this.checkSize();
   }
 
   remove(c: TrackedConnection): void {
@@ -51,6 +73,7 @@ export class ConnectionTracker {
     const n = (this.perClient.get(addr) ?? 1) - 1;
     if (n === 0) this.perClient.delete(addr);
     else this.perClient.set(addr, n);
+    this.checkSize();
   }
 
   /** Open connections from one client address (limit_conn keyed by $binary_remote_addr / $remote_addr). */

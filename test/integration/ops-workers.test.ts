@@ -168,6 +168,20 @@ describe('worker_processes 2: one state', () => {
     }
   });
 
+  test('a burst that comes 50 ms after the previous one closed is spread too', async () => {
+    // A client pool that reconnects at once (wrk's next run, a load balancer in front). Each worker learns of a
+    // closed burst at once, not at the sibling's next 100 ms report: with a count that old the worker that
+    // caught the new burst took the sibling for still holding its last share, and kept up to 1.5x that (38/2).
+    await waitUntil(async () => (await workers()).every((w) => w.connections === 0), { timeoutMs: 5000, description: 'no connections left' });
+    for (let burst = 0; burst < 4; burst++) {
+      const counts = await connectionsPerWorker(40);
+      const split = JSON.stringify(Object.fromEntries(counts));
+      assert.equal(counts.size, 2, `burst ${burst + 1}: connections per worker ${split}`);
+      assert.ok(Math.min(...counts.values()) >= 8, `burst ${burst + 1}: connections per worker ${split}`);
+      await sleep(50);
+    }
+  });
+
   test('a worker that dies is replaced, with the current state; the other keeps serving', async () => {
     assert.equal((await admin(adminPort, 'POST', `/api/upstreams/rr/servers/127.0.0.1:${backends.ports[1]}/drain`, { token: TOKEN })).status, 200);
     const before = (await workers()).map((w) => w.pid);
