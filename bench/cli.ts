@@ -13,6 +13,8 @@ export const SCENARIO_NAMES = [
   'upload1gb',
   'idle10k',
   'workers2',
+  'capped1',
+  'capped2',
 ] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
@@ -61,7 +63,7 @@ function parseList<T extends string>(value: string, allowed: readonly T[], what:
     if (!allowed.includes(item as T)) throw new UsageError(`unknown ${what} "${item}" (known: ${allowed.join(', ')})`);
   }
   if (items.length === 0) throw new UsageError(`empty ${what} list`);
-  // Keep the canonical order: workers2 compares against c200, which must run first.
+  // Keep the canonical order: workers2 compares against c200, capped2 against capped1, which must run first.
   return allowed.filter((a) => items.includes(a));
 }
 

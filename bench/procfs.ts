@@ -68,6 +68,13 @@ function allStats(): ProcStat[] {
   return stats;
 }
 
+/** The direct children of a process (a proxy's worker processes). */
+export function childPids(pid: number): number[] {
+  return allStats()
+    .filter((s) => s.ppid === pid)
+    .map((s) => s.pid);
+}
+
 /**
  * The root and all its descendants. Scanning /proc for parent links works on
  * every kernel (/proc/<pid>/task/<tid>/children needs CONFIG_PROC_CHILDREN).

@@ -21,6 +21,8 @@ export interface ProxyDef {
   unavailable(): string | undefined;
   argv(tmp: string, params: ProxyConfigParams): string[];
   startupTimeoutMs: number;
+  /** Its workers are threads of one process (HAProxy), not processes. */
+  workersAreThreads?: boolean;
   /** Anything about how this proxy had to be configured here that readers must know. */
   caveats?(): string[];
 }
@@ -77,6 +79,7 @@ export const haproxyDef: ProxyDef = {
   // -db: stay in the foreground, like nginx's "daemon off".
   argv: (tmp, params) => ['haproxy', '-db', '-f', writeHaproxyCfg(tmp, params, haproxyMaxconn())],
   startupTimeoutMs: 10_000,
+  workersAreThreads: true,
   caveats: () => {
     const maxconn = haproxyMaxconn();
     if (maxconn >= HAPROXY_MAXCONN) return [];

@@ -201,17 +201,20 @@ function disturbanceNotes(runs: readonly (ThroughputRun | UploadRun)[]): string[
   return notes;
 }
 
-/** 2 workers vs 1 worker, using the c200 result (same wrk load) of this session. */
+/** 2 workers vs 1 worker, using the 1-worker scenario with the same load (c200, capped1) of this session. */
 function scalingNotes(s: ScenarioOutcome, all: readonly ScenarioOutcome[]): string[] {
-  const c200 = all.find((x) => x.scenario.name === 'c200');
-  if (!c200) return ['(Scaling vs 1 worker not shown: run the c200 scenario in the same session.)'];
+  const baselineName = s.scenario.scalingBaseline;
+  const baseline = all.find((x) => x.scenario.name === baselineName);
+  if (!baselineName) return [];
+  if (!baseline) return [`(Scaling vs 1 worker not shown: run the ${baselineName} scenario in the same session.)`];
   const parts: string[] = [];
   for (const o of s.outcomes) {
     const two = med(runsOf(o, 'throughput'), (r) => r.reqPerSec);
-    const one = med(runsOf(outcomeFor(c200, o.proxy), 'throughput'), (r) => r.reqPerSec);
+    const one = med(runsOf(outcomeFor(baseline, o.proxy), 'throughput'), (r) => r.reqPerSec);
     if (Number.isFinite(two) && Number.isFinite(one)) parts.push(`${o.proxy} ${fmtRatio(two / one)}`);
   }
-  const notes = parts.length > 0 ? [`**Scaling, 2 workers unpinned / 1 worker pinned (c200, same run):** ${parts.join(', ')}`] : [];
+  const how = baseline.scenario.pinned ? `${s.scenario.workers} workers unpinned / 1 worker pinned` : `${s.scenario.workers} workers / 1 worker`;
+  const notes = parts.length > 0 ? [`**Scaling, ${how} (${s.scenario.name} / ${baselineName}, same run):** ${parts.join(', ')}`] : [];
   const spread = s.outcomes
     .map((o) => {
       const samples = runsOf(o, 'throughput').flatMap((r) => (r.connectionsPerProcess === undefined ? [] : [r.connectionsPerProcess.join('/') || 'none']));
@@ -322,6 +325,14 @@ function goalsSection(input: ReportInput): string {
   const upload = med(runsOf(get('upload1gb') && outcomeFor(get('upload1gb')!, 'fulcrum'), 'upload'), (r) => r.peakGrowthMiB);
   rows.push(['fulcrum peak RSS growth during a 1 GB upload', '< 50 MiB', `${fmtNum(upload)} MiB`, verdict(check(upload, (v) => v < 50))]);
 
+  const scaling = tput('capped2', 'fulcrum', (r) => r.reqPerSec) / tput('capped1', 'fulcrum', (r) => r.reqPerSec);
+  rows.push([
+    'fulcrum req/s, 2 workers / 1 worker (capped2 / capped1: each worker held to the same CPU quota)',
+    '≥ 1.80×',
+    fmtRatio(scaling),
+    verdict(check(scaling, (v) => v >= 1.8)),
+  ]);
+
   return [
     '### Done criteria (fulcrum, this run)',
     '',
@@ -336,7 +347,7 @@ function headerSection(input: ReportInput): string {
     '',
     `- Machine: ${info.nproc} CPUs (\`nproc\`), ${info.cpuModel}, Linux ${info.kernel}, cpuidle ${info.idle}`,
     `- Versions: Node ${info.node}, nginx ${info.nginx}, HAProxy ${info.haproxy}, wrk ${info.wrk}, fulcrum ${info.fulcrum}`,
-    `- Placement: proxy under test on core ${PROXY_CPUS} (\`taskset -c ${PROXY_CPUS}\`); wrk, the three nginx backends and the harness's clients on core ${LOAD_CPUS}. \`workers2\` runs the proxies unpinned.`,
+    `- Placement: proxy under test on core ${PROXY_CPUS} (\`taskset -c ${PROXY_CPUS}\`); wrk, the three nginx backends and the harness's clients on core ${LOAD_CPUS}. \`workers2\` runs the proxies unpinned; \`capped1\`/\`capped2\` run them unpinned with every worker held to a CPU quota.`,
     `- Method: ${options.runs} run(s) per proxy per scenario, alternating ${options.proxies.join(' → ')}; each run starts the proxy fresh, ${options.warmupSec} s unmeasured warm-up, ${options.durationSec} s measured; tables show medians.`,
     '- CPU and memory cover the whole proxy process tree (master + workers). RSS sums VmRSS; PSS splits shared pages.',
   ];

@@ -13,6 +13,7 @@ import { CLIENTS_DIR } from './paths.js';
 import { ManagedProcess, ownProcessGroups, runBounded } from './processes.js';
 import {
   benchmarkCpuTicks,
+  childPids,
   clientConnectionsPerProcess,
   coreBusyPercent,
   readCoreTimes,
@@ -22,7 +23,8 @@ import {
   stealPercent,
   treePssKb,
 } from './procfs.js';
-import { startProxy, type ProxyDef, type RunningProxy } from './proxies.js';
+import { CpuCaps } from './cpu-caps.js';
+import { startProxy, StartError, type ProxyDef, type RunningProxy } from './proxies.js';
 import { LOAD_CPUS } from './system.js';
 import type { TlsFiles } from './tls.js';
 import { runWrk, wrkErrorSummary, type WrkLoad } from './wrk.js';
@@ -35,6 +37,10 @@ interface ScenarioBase {
   workers: number;
   /** Pinned to the proxy core (else unpinned: any core). */
   pinned: boolean;
+  /** With several workers: the 1-worker scenario of the same load that scaling is measured against. */
+  scalingBaseline?: ScenarioName;
+  /** Each worker capped to this much of one core (bench/cpu-caps.ts); unset: uncapped. */
+  cpuCapCores?: number;
 }
 
 export interface ThroughputScenario extends ScenarioBase {
@@ -68,6 +74,20 @@ export interface IdleScenario extends ScenarioBase {
 export type Scenario = ThroughputScenario | UploadScenario | IdleScenario;
 
 const single = { workers: 1, pinned: true } as const;
+
+/**
+ * The scaling scenarios' per-worker CPU quota: low enough that two capped
+ * workers plus wrk and the backends fit on 2 cores with room to spare.
+ */
+const CAP_PERCENT = 30;
+const capped = {
+  kind: 'throughput',
+  pinned: false,
+  cpuCapCores: CAP_PERCENT / 100,
+  path: '/',
+  threads: 2,
+  connections: 200,
+} as const;
 
 /** What a desktop browser sends with a page request (Host aside): the common shape of real request heads. */
 const BROWSER_HEADERS = [
@@ -213,9 +233,30 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
       'including the load core that wrk and the backends stay pinned to.',
     workers: 2,
     pinned: false,
+    scalingBaseline: 'c200',
     path: '/',
     threads: 1,
     connections: 200,
+  },
+  capped1: {
+    ...capped,
+    name: 'capped1',
+    title: `1 worker capped at ${CAP_PERCENT}% of a core`,
+    what:
+      `As c200 (with 2 wrk threads), but the proxy's worker is held to ${CAP_PERCENT}% of one core by a cgroup CPU quota ` +
+      '(unpinned), so that wrk and the backends always have CPU to spare: the baseline for capped2.',
+    workers: 1,
+  },
+  capped2: {
+    ...capped,
+    name: 'capped2',
+    title: `2 workers, each capped at ${CAP_PERCENT}% of a core`,
+    what:
+      `As capped1, with 2 workers (HAProxy: 2 threads), each held to ${CAP_PERCENT}% of one core by its own cgroup ` +
+      `(HAProxy's threads share one cgroup of ${2 * CAP_PERCENT}%; master processes are not capped, their CPU is counted). ` +
+      'Throughput can only double if the proxy spreads the load evenly and its workers share nothing that serializes them.',
+    workers: 2,
+    scalingBaseline: 'capped1',
   },
 };
 
@@ -331,17 +372,56 @@ export async function measureRun(session: Session, scenario: Scenario, def: Prox
   if (usesTls(scenario) && tls === undefined) throw new Error(`${scenario.name}: no certificate was made for this session`);
   const seed = usesSeedConfig(scenario);
   const proxy = await startProxy(def, session.tmp, session.backends.ports, scenario.workers, scenario.pinned, tls, seed);
+  let caps: CpuCaps | undefined;
   try {
-    switch (scenario.kind) {
-      case 'throughput':
-        return await measureThroughput(session, scenario, proxy);
-      case 'upload':
-        return await measureUpload(session, scenario, proxy);
-      case 'idle':
-        return await measureIdle(session, scenario, proxy);
-    }
+    if (scenario.cpuCapCores !== undefined) caps = await capWorkers(proxy, def, scenario.workers, scenario.cpuCapCores);
+    return await measureOn(session, scenario, proxy);
   } finally {
     await proxy.proc.stop();
+    await caps?.remove();
+  }
+}
+
+function measureOn(session: Session, scenario: Scenario, proxy: RunningProxy): Promise<RunMeasurement> {
+  switch (scenario.kind) {
+    case 'throughput':
+      return measureThroughput(session, scenario, proxy);
+    case 'upload':
+      return measureUpload(session, scenario, proxy);
+    case 'idle':
+      return measureIdle(session, scenario, proxy);
+  }
+}
+
+/**
+ * Puts each worker of a running proxy into its own capped cgroup: the
+ * children of the root process (nginx's and fulcrum's workers), the root
+ * itself when it has none (fulcrum with one worker serves in its only
+ * process), or, for a threaded proxy, the whole process with the cap times
+ * its threads. A machine that cannot do it fails the proxy's runs with why.
+ */
+async function capWorkers(proxy: RunningProxy, def: ProxyDef, workers: number, cores: number): Promise<CpuCaps> {
+  const caps = CpuCaps.open();
+  if (typeof caps === 'string') throw new StartError(`cannot cap CPU: ${caps}`);
+  try {
+    if (def.workersAreThreads) {
+      caps.cap(proxy.pid, cores * workers);
+      return caps;
+    }
+    const deadline = Date.now() + 5000;
+    let children = childPids(proxy.pid);
+    while (children.length > 0 && children.length < workers && Date.now() < deadline) {
+      await sleep(100);
+      children = childPids(proxy.pid);
+    }
+    const targets = children.length === 0 && workers === 1 ? [proxy.pid] : children;
+    if (targets.length !== workers) throw new StartError(`expected ${workers} worker processes, found ${targets.length}`);
+    for (const pid of targets) caps.cap(pid, cores);
+    return caps;
+  } catch (err) {
+    await caps.remove();
+    if (err instanceof StartError) throw err;
+    throw new StartError(`cannot cap CPU: ${err instanceof Error ? err.message : String(err)}`);
   }
 }
 
