@@ -8,6 +8,7 @@ export const SCENARIO_NAMES = [
   'seed',
   'c1',
   'newconn',
+  'newconn-tls',
   '1mb',
   'upload100mb',
   'upload1gb',

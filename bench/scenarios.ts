@@ -187,6 +187,21 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
     connections: 50,
     headers: ['Connection: close'],
   },
+  'newconn-tls': {
+    ...single,
+    name: 'newconn-tls',
+    kind: 'throughput',
+    title: 'New TLS connection per request',
+    what:
+      'As newconn, over TLS (the https scenario\'s port): every request pays a TCP accept, a TLS handshake and a close. ' +
+      "wrk offers each new connection the session of its last one, as a returning browser does, so most handshakes are " +
+      'TLS 1.3 resumptions (still with a fresh key exchange).',
+    path: '/',
+    threads: 1,
+    connections: 50,
+    headers: ['Connection: close'],
+    tls: true,
+  },
   '1mb': {
     ...single,
     name: '1mb',
