@@ -90,7 +90,10 @@ export class Listener implements ListenerContext {
       const hints = this.keyTypeHints;
       const common = {
         ALPNCallback: ({ protocols }: { protocols: string[] }) => chooseAlpn(protocols, this.spec.http2),
-        allowHalfOpen: true,
+        // Not during the handshake: a client that closes before finishing it (an aborted page load, a port
+        // check) got no end from Node, so its socket and TLS state stayed until handshakeTimeout. nginx closes
+        // at once. Half-open is allowed once the handshake is done (secureConnection below).
+        allowHalfOpen: false,
         noDelay: true,
         handshakeTimeout: 10_000,
       };
@@ -120,6 +123,8 @@ export class Listener implements ListenerContext {
       certificates.onDefaultChange = () => this.applyDefaultContext();
       this.applySessionSettings(spec);
       tlsServer.on('secureConnection', (socket: tls.TLSSocket) => {
+        // A request followed by the client's FIN still gets its response (Node reads the flag at the end of input).
+        socket.allowHalfOpen = true;
         // A TLS error after the handshake (a refused renegotiation, a bad record) is emitted without closing the socket.
         socket.on('error', () => socket.destroy());
         this.accept(socket, socket.alpnProtocol === 'h2');

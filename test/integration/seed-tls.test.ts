@@ -107,6 +107,24 @@ describe('seed TLS (ssl_protocols TLSv1.2 TLSv1.3)', () => {
     });
   }
 
+  test('a client that closes before finishing its TLS handshake is closed at once, not held until the handshake timeout', async () => {
+    // Node gave such a socket no end while half-open connections were allowed, so it stayed (fd, TLS state, a
+    // worker_connections slot) until the 10 s handshake timeout; nginx closes at once. A FIN with no ClientHello,
+    // and one after the first bytes of a ClientHello record.
+    for (const sent of [Buffer.alloc(0), Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01])]) {
+      const socket = net.connect(env.httpsPort, '127.0.0.1');
+      socket.on('error', () => undefined);
+      await once(socket, 'connect');
+      const start = performance.now();
+      socket.end(sent);
+      const closed = once(socket, 'close').then(() => performance.now() - start);
+      const timer = setTimeout(() => socket.destroy(), 4000);
+      const ms = await closed;
+      clearTimeout(timer);
+      assert.ok(ms < 2000, `closed by fulcrum after ${Math.round(ms)} ms (${sent.length} bytes sent before the FIN)`);
+    }
+  });
+
   test('a client that sends no SNI (connects by IP address) also gets the configured certificate', async () => {
     const h = await handshake(env.httpsPort, { servername: undefined, checkServerIdentity: () => undefined });
     assert.equal(h.ok, true, h.error);
