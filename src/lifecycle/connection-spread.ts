@@ -21,7 +21,7 @@
  *
  * A worker knows its own count exactly; the others' come from reports every
  * ~100 ms, plus what it handed them since. It hands over when it holds more
- * than 1.5x the sibling's estimate plus SLACK: bursts even out (40 split
+ * than 1.5x the sibling's estimate plus SIBLING_COUNT_SLACK: bursts even out (40 split
  * 13/27 at worst, wrk's 200 between 75/125 and 102/98), and the small,
  * quickly changing counts of steady short-lived traffic stay where they are.
  */
@@ -30,7 +30,6 @@ import type { FromWorker, ToWorker } from './messages.js';
 
 /** Imbalance tolerated before handing over, in connections; a count that moved this much is reported at once. */
 export const SIBLING_COUNT_SLACK = 8;
-const SLACK = SIBLING_COUNT_SLACK;
 
 /**
  * How long connections handed to a sibling count in its estimate without a
@@ -78,7 +77,7 @@ export class SiblingConnections {
     if (best === undefined) return undefined;
     // A worker at worker_connections would refuse the connection: any sibling with room takes it (nginx's full
     // worker stops accepting and leaves new connections to the others).
-    if (mine < limit && mine <= 1.5 * bestEstimate + SLACK) return undefined;
+    if (mine < limit && mine <= 1.5 * bestEstimate + SIBLING_COUNT_SLACK) return undefined;
     this.siblings.get(best)![1]++;
     if (this.handedSince === 0) this.handedSince = now;
     return best;
